@@ -1,0 +1,59 @@
+"""physflow: physics simulations as DAGs of cached, typed, reproducible stages.
+
+The names below are the public API (see docs/api.md). Submodules with heavy dependencies are
+imported only when first used, so ``import physflow`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .pipeline.config import Config
+from .pipeline.graph import Pipeline, PipelineError, Ref
+from .pipeline.hashing import digest
+from .pipeline.stage import Stage, StageDefinitionError, stage
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Store": "physflow.artifacts.store",
+    "StageContext": "physflow.artifacts.context",
+    "RunResult": "physflow.pipeline.runner",
+    "RunFailedError": "physflow.pipeline.runner",
+    "NodeEvent": "physflow.pipeline.events",
+    "DaskExecutor": "physflow.pipeline.dask_executor",
+    "load_spec": "physflow.pipeline.spec",
+    "SpecError": "physflow.pipeline.spec",
+    "load_manifest": "physflow.manifests.reader",
+    "RunManifest": "physflow.manifests.schema",
+    "from_phys_pipeline": "physflow.interop.phys_pipeline",
+    "CorruptObjectError": "physflow.artifacts.errors",
+    "MissingObjectError": "physflow.artifacts.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'physflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "Config",
+    "Pipeline",
+    "PipelineError",
+    "Ref",
+    "Stage",
+    "StageDefinitionError",
+    "digest",
+    "stage",
+    *_LAZY,
+]

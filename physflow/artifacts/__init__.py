@@ -1,0 +1,1 @@
+"""The content-addressed store: objects (values by digest) and actions (key -> record)."""

@@ -1,0 +1,43 @@
+"""Action records: what the action cache stores for one cache key (msgpack, never pickle)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class OutputEntry(msgspec.Struct, frozen=True, omit_defaults=True, array_like=True):
+    """One output of a node: its content digest and how to get the value back.
+
+    ``tree`` is the value in physflow's tagged encoding (see :mod:`.inline`); values too large to
+    inline appear in it as references to objects, listed again in ``objects`` so gc and verify
+    need not decode trees.
+    """
+
+    digest: str
+    tree: Any
+    objects: tuple[str, ...] = ()
+    type_name: str = ""
+    dtype: str | None = None
+    shape: tuple[int, ...] | None = None
+    nbytes: int = 0
+    unsafe: bool = False
+
+
+class ActionRecord(msgspec.Struct, frozen=True, omit_defaults=True):
+    key: str
+    stage: str
+    fingerprint: str
+    outputs: dict[str, OutputEntry]
+    created: float
+    duration_s: float = 0.0
+    node_id: str = ""
+
+    @property
+    def object_digests(self) -> set[str]:
+        return {d for entry in self.outputs.values() for d in entry.objects}
+
+
+RECORD_ENCODER = msgspec.msgpack.Encoder()
+RECORD_DECODER = msgspec.msgpack.Decoder(ActionRecord)

@@ -1,0 +1,1 @@
+"""Run manifests: schema, writer, reader and the harness adapter."""

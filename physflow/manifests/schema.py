@@ -1,0 +1,84 @@
+"""The run manifest: a versioned, JSON record of what ran, what was reused and where outputs live."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+NodeStatus = Literal["hit", "miss", "failed", "skipped", "cancelled"]
+RunStatus = Literal["ok", "failed", "interrupted"]
+
+
+class OutputInfo(msgspec.Struct, omit_defaults=True):
+    """One output of a node: enough to find it (digest, store tree) and to describe it."""
+
+    digest: str
+    type: str = ""
+    dtype: str | None = None
+    shape: list[int] | None = None
+    nbytes: int = 0
+    objects: list[str] = []
+    #: The value itself when it is a plain JSON scalar (metrics read without the store).
+    value: float | int | str | bool | None = None
+    units: str | None = None
+
+
+class NodeRecord(msgspec.Struct, omit_defaults=True):
+    id: str
+    stage: str
+    stage_version: str
+    status: NodeStatus
+    key: str | None = None
+    fingerprint: str | None = None
+    config: dict[str, Any] | None = None
+    config_digest: str | None = None
+    inputs: dict[str, str] = {}
+    outputs: dict[str, OutputInfo] = {}
+    seed: list[int] | None = None
+    started: float | None = None
+    duration_s: float | None = None
+    attempts: int = 0
+    error: str | None = None
+    traceback: str | None = None
+
+
+class Environment(msgspec.Struct, omit_defaults=True):
+    python: str
+    platform: str
+    host: str
+    physflow: str
+    packages: dict[str, str] = {}
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+
+
+class RunManifest(msgspec.Struct, omit_defaults=True):
+    schema_version: int
+    run_id: str
+    pipeline: str
+    seed: int
+    status: RunStatus
+    store: str
+    executor: str
+    started: float
+    finished: float
+    duration_s: float
+    environment: Environment
+    nodes: list[NodeRecord]
+    kind: Literal["run"] = "run"
+    spec_path: str | None = None
+    spec_digest: str | None = None
+    overrides: dict[str, Any] = {}
+    hits: int = 0
+    misses: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    def node(self, node_id: str) -> NodeRecord:
+        for record in self.nodes:
+            if record.id == node_id:
+                return record
+        raise KeyError(f"manifest of run {self.run_id} has no node '{node_id}'")

@@ -1,0 +1,127 @@
+"""Building run manifests from a run's outcome and writing them atomically into the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+
+from ..artifacts.records import OutputEntry
+from .environment import capture_environment
+from .schema import SCHEMA_VERSION, NodeRecord, OutputInfo, RunManifest
+
+if TYPE_CHECKING:
+    from ..artifacts.store import Store
+    from ..pipeline.graph import Pipeline
+    from ..pipeline.plan import PlanNode
+    from ..pipeline.runner import NodeState, RunOutcome
+
+_ENCODER = msgspec.json.Encoder(order="sorted", enc_hook=lambda v: _json_hook(v))
+
+
+def _json_hook(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        from ..pipeline.hashing import digest
+
+        return {"__array__": True, "dtype": value.dtype.str, "shape": list(value.shape),
+                "digest": digest(value)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, complex):
+        return {"real": value.real, "imag": value.imag}
+    raise NotImplementedError(f"cannot record {type(value).__qualname__} in a manifest")
+
+
+def config_as_json(config: msgspec.Struct | None) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    return msgspec.to_builtins(config, enc_hook=_json_hook)
+
+
+def output_info(entry: OutputEntry) -> OutputInfo:
+    value = None
+    tree = entry.tree
+    if isinstance(tree, list) and len(tree) == 2 and tree[0] in ("f", "i", "b", "s"):
+        if tree[0] != "s" or len(tree[1]) <= 200:
+            value = tree[1]
+    elif isinstance(tree, list) and tree and tree[0] == "g":
+        scalar = np.frombuffer(tree[2], dtype=np.dtype(tree[1]))[0]
+        if scalar.dtype.kind in "biuf":
+            value = scalar.item()
+    return OutputInfo(
+        digest=entry.digest,
+        type=entry.type_name,
+        dtype=entry.dtype,
+        shape=list(entry.shape) if entry.shape is not None else None,
+        nbytes=entry.nbytes,
+        objects=list(entry.objects),
+        value=value,
+    )
+
+
+def node_record(node: PlanNode, state: NodeState, uid: str | None = None) -> NodeRecord:
+    outcome = state.outcome
+    seed = None
+    if node.stage.uses_rng:
+        from ..pipeline.rng import spawn_key
+
+        seed = [node.seed, *spawn_key(node.node_id)]
+    return NodeRecord(
+        id=uid or node.node_id,
+        stage=node.stage.name,
+        stage_version=node.stage.version,
+        status="miss" if state.status == "miss" else state.status,  # type: ignore[arg-type]
+        key=state.key,
+        fingerprint=node.stage.fingerprint,
+        config=config_as_json(node.config),
+        config_digest=node.config_digest,
+        inputs=dict(state.input_digests),
+        outputs={k: output_info(e) for k, e in (state.outputs or {}).items()},
+        seed=seed,
+        started=outcome.started if outcome else None,
+        duration_s=(outcome.duration_s if outcome else
+                    (state.record.duration_s if state.record else None)),
+        attempts=outcome.attempts if outcome and state.status != "hit" else 0,
+        error=state.error,
+        traceback=outcome.traceback if outcome and state.status == "failed" else None,
+    )
+
+
+def build_run_manifest(pipeline: Pipeline, store: Store, outcome: RunOutcome, run_id: str,
+                       overrides: dict[str, Any]) -> RunManifest:
+    records = [node_record(outcome.nodes[uid], state) for uid, state in outcome.states.items()]
+    counts = {s: 0 for s in ("hit", "miss", "failed", "skipped")}
+    for state in outcome.states.values():
+        key = "skipped" if state.status in ("skipped", "cancelled") else state.status
+        if key in counts:
+            counts[key] += 1
+    status = "interrupted" if outcome.interrupted else ("failed" if counts["failed"] else "ok")
+    return RunManifest(
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id,
+        pipeline=pipeline.name,
+        seed=pipeline.seed,
+        status=status,  # type: ignore[arg-type]
+        store=store.location,
+        executor=outcome.executor,
+        started=outcome.started,
+        finished=outcome.finished,
+        duration_s=outcome.finished - outcome.started,
+        environment=capture_environment(),
+        nodes=records,
+        spec_path=pipeline.spec_path,
+        spec_digest=pipeline.spec_digest,
+        overrides={k: v for k, v in overrides.items()},
+        hits=counts["hit"],
+        misses=counts["miss"],
+        failed=counts["failed"],
+        skipped=counts["skipped"],
+    )
+
+
+def write_manifest(store: Store, manifest: RunManifest) -> Path:
+    path = store.manifest_path(manifest.run_id)
+    store.write_bytes_atomic(path, _ENCODER.encode(manifest))
+    return path

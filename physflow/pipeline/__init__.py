@@ -1,0 +1,1 @@
+"""The engine: configs, hashing, stages, graphs, keys, rng, planning and running."""

@@ -1,0 +1,214 @@
+"""Executing one node: load inputs, call the stage, store outputs, write the record.
+
+This is the only place stage code runs, whichever executor is used; workers in other processes
+or on a dask cluster call :func:`run_task` with a store location and receive only the small
+record back.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from ..artifacts.records import ActionRecord, OutputEntry
+from ..artifacts.store import Store
+from .rng import node_generator
+from .stage import SINGLE_OUTPUT, Stage
+
+
+class StageOutputError(TypeError):
+    """A stage returned something that does not match its declared outputs."""
+
+
+@dataclass
+class TaskInput:
+    """One input of a task: a single stored output, or all outputs of a node as a dict."""
+
+    entry: OutputEntry | None = None
+    entries: dict[str, OutputEntry] | None = None
+
+
+@dataclass
+class Task:
+    uid: str
+    node_id: str
+    stage: Stage
+    config: msgspec.Struct | None
+    key: str
+    inputs: dict[str, TaskInput]
+    seed: int | None
+    resources: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TaskOutcome:
+    uid: str
+    record: ActionRecord | None
+    error: str | None = None
+    traceback: str | None = None
+    attempts: int = 1
+    started: float = 0.0
+    duration_s: float = 0.0
+    values: dict[str, Any] | None = None  # only for in-memory executors
+    warnings: list[str] = field(default_factory=list)
+
+
+_warned_global_rng: set[str] = set()
+
+
+def _load(store: Store, entry: OutputEntry, memory: Mapping[str, Any] | None) -> Any:
+    if memory is not None and entry.digest in memory:
+        return memory[entry.digest]
+    return store.get_value(entry)
+
+
+def load_inputs(task: Task, store: Store, memory: Mapping[str, Any] | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, inp in task.inputs.items():
+        if name in task.stage.lazy_inputs:
+            values[name] = _lazy(store, inp)
+        elif inp.entry is not None:
+            values[name] = _load(store, inp.entry, memory)
+        else:
+            assert inp.entries is not None
+            values[name] = {k: _load(store, e, memory) for k, e in inp.entries.items()}
+    return values
+
+
+def _lazy(store: Store, inp: TaskInput) -> Any:
+    from ..artifacts.lazy import open_lazy
+
+    if inp.entry is not None:
+        return open_lazy(store, inp.entry)
+    assert inp.entries is not None
+    return {k: open_lazy(store, e) for k, e in inp.entries.items()}
+
+
+def split_outputs(stage: Stage, result: Any) -> dict[str, Any]:
+    """Map a stage's return value to its named outputs (one clean convention, see docs)."""
+    if stage.outputs is None:
+        return {SINGLE_OUTPUT: result}
+    if isinstance(result, msgspec.Struct):
+        result = {f: getattr(result, f) for f in type(result).__struct_fields__}
+    if not isinstance(result, Mapping):
+        raise StageOutputError(
+            f"stage {stage.name} declares outputs {list(stage.outputs)} but returned a "
+            f"{type(result).__qualname__}; return a dict (or Struct) with those keys."
+        )
+    missing = [k for k in stage.outputs if k not in result]
+    extra = [k for k in result if k not in stage.outputs]
+    if missing or extra:
+        raise StageOutputError(
+            f"stage {stage.name} declares outputs {list(stage.outputs)} but returned keys "
+            f"{list(result)} (missing: {missing or 'none'}, undeclared: {extra or 'none'})."
+        )
+    return {k: result[k] for k in stage.outputs}
+
+
+def _global_state() -> tuple[Any, ...]:
+    state = np.random.get_state()
+    return state
+
+
+def _same_state(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return a[0] == b[0] and a[2] == b[2] and a[3] == b[3] and a[4] == b[4] and np.array_equal(a[1], b[1])
+
+
+def call_stage(task: Task, inputs: dict[str, Any], ctx: Any = None) -> tuple[Any, list[str]]:
+    """Call the stage function; restore (and warn about) any change to global numpy RNG state."""
+    stage = task.stage
+    kwargs = dict(inputs)
+    if stage.uses_rng:
+        assert task.seed is not None
+        kwargs["rng"] = node_generator(task.seed, task.node_id)
+    if stage.uses_ctx:
+        kwargs["ctx"] = ctx
+    args = (task.config,) if stage.config_type is not None else ()
+    before = _global_state()
+    try:
+        result = stage.func(*args, **kwargs)
+    finally:
+        notes: list[str] = []
+        after = _global_state()
+        if not _same_state(before, after):
+            np.random.set_state(before)
+            if stage.name not in _warned_global_rng:
+                _warned_global_rng.add(stage.name)
+                message = (
+                    f"stage {stage.name} (node '{task.node_id}') changed numpy's global random "
+                    "state; physflow restored it. Use the keyword-only 'rng' parameter instead: "
+                    "global state makes results depend on execution order."
+                )
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+                notes.append(message)
+    return result, notes
+
+
+def run_task(task: Task, store: Store, memory: Mapping[str, Any] | None = None,
+             keep_values: bool = False) -> TaskOutcome:
+    """Run one task to completion (with the stage's retries); never raises for stage errors."""
+    started = time.time()
+    attempts = 0
+    last_error = last_tb = None
+    notes: list[str] = []
+    while attempts <= task.stage.retries:
+        attempts += 1
+        t0 = time.perf_counter()
+        ctx = None
+        try:
+            inputs = load_inputs(task, store, memory)
+            if task.stage.uses_ctx:
+                from ..artifacts.context import StageContext
+
+                ctx = StageContext(store, task)
+            result, notes = call_stage(task, inputs, ctx)
+            named = split_outputs(task.stage, result)
+            entries = {}
+            for name, value in named.items():
+                if ctx is not None and ctx.owns(value):
+                    entries[name] = ctx.entry_for(value)
+                else:
+                    entries[name] = store.put_value(value, allow_pickle=task.stage.allow_pickle,
+                                                    compress=task.stage.compress)
+            duration = time.perf_counter() - t0
+            record = ActionRecord(
+                key=task.key,
+                stage=task.stage.name,
+                fingerprint=task.stage.fingerprint,
+                outputs=entries,
+                created=time.time(),
+                duration_s=duration,
+                node_id=task.node_id,
+            )
+            store.put_action(record)
+            return TaskOutcome(
+                uid=task.uid,
+                record=record,
+                attempts=attempts,
+                started=started,
+                duration_s=duration,
+                values=named if keep_values else None,
+                warnings=notes,
+            )
+        except Exception as exc:  # a stage error is a node failure, not a runner crash
+            if ctx is not None:
+                ctx.abort()
+            last_error = f"{type(exc).__name__}: {exc}"
+            last_tb = traceback.format_exc()
+    return TaskOutcome(
+        uid=task.uid,
+        record=None,
+        error=last_error,
+        traceback=last_tb,
+        attempts=attempts,
+        started=started,
+        duration_s=time.time() - started,
+        warnings=notes,
+    )

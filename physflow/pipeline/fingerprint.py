@@ -1,0 +1,82 @@
+"""Code fingerprints: what a stage's result depends on besides its config and inputs.
+
+Source is normalised through the AST (comments, formatting, docstrings and decorators do not
+count); helpers a stage calls are *not* discovered automatically, so stages list them in
+``deps=[...]`` or bump ``version`` when they change (documented in docs/caching.md).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+import types
+from typing import Any
+
+from .hashing import digest, digest_bytes_of
+
+
+def _strip_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
+        return body[1:] or [ast.Pass()]
+    return body
+
+
+class _Normaliser(ast.NodeTransformer):
+    def _clean(self, node: Any) -> Any:
+        node.decorator_list = []
+        node.body = _strip_docstring(node.body)
+        self.generic_visit(node)
+        return node
+
+    visit_FunctionDef = _clean
+    visit_AsyncFunctionDef = _clean
+    visit_ClassDef = _clean
+
+
+def normalised_source(obj: Any) -> str:
+    """A formatting-independent text of ``obj``'s definition, or of its bytecode if no source."""
+    try:
+        source = textwrap.dedent(inspect.getsource(obj))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        code = getattr(obj, "__code__", None)
+        if code is None:
+            raise
+        return "code:" + digest(_code_token(code))
+    tree = _Normaliser().visit(tree)
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+def _code_token(code: types.CodeType) -> tuple:
+    consts = tuple(
+        _code_token(c) if isinstance(c, types.CodeType) else c
+        for c in code.co_consts
+        if isinstance(c, types.CodeType | str | bytes | int | float | complex | bool | type(None))
+    )
+    return (code.co_code, consts, code.co_names, code.co_varnames)
+
+
+def dependency_token(dep: Any) -> str:
+    """Functions and classes count by normalised source; other values by their digest."""
+    if isinstance(dep, types.FunctionType | type | types.MethodType):
+        target = getattr(dep, "__wrapped__", dep)
+        return f"{dep.__module__}:{dep.__qualname__}:{normalised_source(target)}"
+    if hasattr(dep, "fingerprint") and hasattr(dep, "func"):  # another Stage
+        return f"stage:{dep.fingerprint}"
+    return "value:" + digest(dep)
+
+
+def stage_fingerprint(qualified_name: str, version: str, func: Any, deps: tuple) -> str:
+    return digest_bytes_of(
+        "physflow.stage.v1",
+        qualified_name,
+        version,
+        normalised_source(func),
+        *(dependency_token(dep) for dep in deps),
+    )

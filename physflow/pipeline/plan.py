@@ -1,0 +1,74 @@
+"""Plan nodes: the runner's view of a pipeline (one per node, or per node and scan point)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .hashing import digest
+from .rng import seed_token
+from .stage import Stage
+
+if TYPE_CHECKING:
+    from .graph import Pipeline
+
+
+@dataclass(frozen=True)
+class InputRef:
+    uid: str
+    output: str | None
+
+
+@dataclass
+class PlanNode:
+    uid: str  # unique within one run
+    node_id: str  # the pipeline's node id: names the rng stream and the node in reports
+    stage: Stage
+    config: msgspec.Struct | None
+    config_digest: str
+    inputs: dict[str, InputRef]
+    seed: int
+
+    @property
+    def seed_token(self) -> str | None:
+        if not self.stage.uses_rng:
+            return None
+        seed, key = seed_token(self.seed, self.node_id)
+        return f"{seed}:{key[0]}:{key[1]}"
+
+
+def config_digest(config: msgspec.Struct | None, cache: dict[int, tuple[Any, str]] | None = None) -> str:
+    """Digest of a config, memoised by identity within one planning pass."""
+    if cache is not None:
+        hit = cache.get(id(config))
+        if hit is not None and hit[0] is config:
+            return hit[1]
+    d = digest(config)
+    if cache is not None:
+        cache[id(config)] = (config, d)
+    return d
+
+
+def plan_pipeline(pipeline: Pipeline, prefix: str = "", seed: int | None = None,
+                  cache: dict[int, tuple[Any, str]] | None = None) -> list[PlanNode]:
+    """Plan nodes in topological order; ``prefix`` namespaces uids (used by scans)."""
+    order = pipeline.validate()
+    run_seed = pipeline.seed if seed is None else seed
+    cache = {} if cache is None else cache
+    nodes = []
+    for node_id in order:
+        node = pipeline.nodes[node_id]
+        nodes.append(
+            PlanNode(
+                uid=prefix + node_id,
+                node_id=node_id,
+                stage=node.stage,
+                config=node.config,
+                config_digest=config_digest(node.config, cache),
+                inputs={k: InputRef(prefix + r.node, r.output) for k, r in node.inputs.items()},
+                seed=run_seed,
+            )
+        )
+    return nodes

@@ -1,0 +1,353 @@
+"""The runner: plans keys in topological order, serves hits from the store, executes misses.
+
+Keys are computed as soon as a node's inputs are known. A hit costs one small record read and
+never loads a value. Because inputs enter keys by the digest of their *value*, a re-executed
+upstream that reproduces the same bytes leaves its downstream a hit (early cut-off). Two nodes
+with the same key in one run (common in scans) execute once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..artifacts.records import ActionRecord, OutputEntry
+from ..artifacts.store import Store, open_store
+from .events import NodeEvent, ProgressCallback
+from .execute import Task, TaskInput, TaskOutcome
+from .executors import Executor, make_executor
+from .keys import cache_key, combined_outputs_digest
+from .plan import PlanNode, plan_pipeline
+from .stage import SINGLE_OUTPUT
+
+if TYPE_CHECKING:
+    from ..manifests.schema import RunManifest
+    from .graph import Pipeline
+
+
+class RunFailedError(RuntimeError):
+    """Raised by :meth:`RunResult.raise_on_failure` when nodes failed."""
+
+
+@dataclass
+class NodeState:
+    """What the runner learned about one plan node."""
+
+    status: str = "pending"  # pending | hit | miss | failed | skipped | cancelled
+    key: str | None = None
+    input_digests: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, OutputEntry] | None = None
+    record: ActionRecord | None = None
+    outcome: TaskOutcome | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    """Raw result of executing a plan (shared by runs and scans)."""
+
+    nodes: dict[str, PlanNode]
+    states: dict[str, NodeState]
+    started: float
+    finished: float
+    interrupted: bool
+    executor: str
+    memory: dict[str, Any]
+
+
+def _input_token(state: NodeState, ref_output: str | None, upstream: PlanNode) -> tuple[str, TaskInput]:
+    outputs = state.outputs or {}
+    if ref_output is None:
+        if upstream.stage.outputs is None:
+            entry = outputs[SINGLE_OUTPUT]
+            return entry.digest, TaskInput(entry=entry)
+        return combined_outputs_digest({k: e.digest for k, e in outputs.items()}), TaskInput(
+            entries=dict(outputs)
+        )
+    entry = outputs[ref_output]
+    return entry.digest, TaskInput(entry=entry)
+
+
+def execute_plan(
+    plan: Iterable[PlanNode],
+    store: Store,
+    executor: Executor,
+    *,
+    fail_fast: bool = False,
+    progress: ProgressCallback | None = None,
+    keep_in_memory: bool = False,
+) -> RunOutcome:
+    """Run a plan to completion. Never raises for stage failures; KeyboardInterrupt is caught,
+    running work is cancelled and the outcome is marked interrupted."""
+    nodes = {n.uid: n for n in plan}
+    total = len(nodes)
+    states = {uid: NodeState() for uid in nodes}
+    downstream: dict[str, list[str]] = defaultdict(list)
+    waiting_on: dict[str, int] = {}
+    for uid, node in nodes.items():
+        ups = {ref.uid for ref in node.inputs.values()}
+        waiting_on[uid] = len(ups)
+        for up in ups:
+            downstream[up].append(uid)
+    ready = deque(uid for uid, n in waiting_on.items() if n == 0)
+    inflight_keys: dict[str, list[str]] = {}  # key -> uids waiting for the same work
+    running: dict[str, str] = {}  # uid -> key
+    memory: dict[str, Any] = {}
+    consumers_left = {uid: len(downstream.get(uid, ())) for uid in nodes}
+    memory_refs: dict[str, int] = defaultdict(int)
+    emit = progress or (lambda event: None)
+    started = time.time()
+    interrupted = False
+    stop = False
+    executor.start(store, memory if executor.in_memory else None)
+
+    def event(kind: str, uid: str, **extra: Any) -> None:
+        node = nodes[uid]
+        emit(NodeEvent(kind, uid, node.node_id, node.stage.name, total, **extra))  # type: ignore[arg-type]
+
+    def release_inputs(uid: str) -> None:
+        if keep_in_memory:
+            return
+        for up in {ref.uid for ref in nodes[uid].inputs.values()}:
+            consumers_left[up] -= 1
+            if consumers_left[up] == 0:
+                for entry in (states[up].outputs or {}).values():
+                    memory_refs[entry.digest] -= 1
+                    if memory_refs[entry.digest] <= 0:
+                        memory.pop(entry.digest, None)
+
+    def finish(uid: str, status: str) -> None:
+        states[uid].status = status
+        release_inputs(uid)
+        for down in downstream.get(uid, ()):
+            waiting_on[down] -= 1
+            if waiting_on[down] == 0:
+                ready.append(down)
+
+    def accept(uid: str, record: ActionRecord, outcome: TaskOutcome | None, status: str) -> None:
+        state = states[uid]
+        state.record, state.outputs, state.outcome = record, record.outputs, outcome
+        if outcome is not None and outcome.values is not None and executor.in_memory:
+            if consumers_left[uid] or keep_in_memory:
+                for name, entry in record.outputs.items():
+                    memory[entry.digest] = outcome.values[name]
+                    memory_refs[entry.digest] += 1
+        finish(uid, status)
+
+    def schedule(uid: str) -> None:
+        node = nodes[uid]
+        state = states[uid]
+        inputs: dict[str, TaskInput] = {}
+        for name, ref in node.inputs.items():
+            up_state = states[ref.uid]
+            if up_state.status in ("failed", "skipped", "cancelled"):
+                state.error = f"skipped: upstream node '{nodes[ref.uid].node_id}' {up_state.status}"
+                event("skipped", uid)
+                finish(uid, "cancelled" if stop else "skipped")
+                return
+            token, task_input = _input_token(up_state, ref.output, nodes[ref.uid])
+            state.input_digests[name] = token
+            inputs[name] = task_input
+        key = cache_key(node.stage.fingerprint, node.config_digest, state.input_digests, node.seed_token)
+        state.key = key
+        record = store.get_action(key)
+        if record is not None and store.has_objects(tuple(record.object_digests)):
+            store.touch_action(key)
+            event("hit", uid)
+            accept(uid, record, None, "hit")
+            return
+        if key in inflight_keys:
+            inflight_keys[key].append(uid)
+            return
+        if stop:
+            finish(uid, "cancelled")
+            return
+        inflight_keys[key] = []
+        pending_tasks.append(
+            Task(uid, node.node_id, node.stage, node.config, key, inputs,
+                 node.seed if node.stage.uses_rng else None, node.stage.resources)
+        )
+
+    pending_tasks: deque[Task] = deque()
+
+    def handle(outcome: TaskOutcome) -> None:
+        nonlocal stop
+        uid = outcome.uid
+        key = running.pop(uid)
+        same = inflight_keys.pop(key, [])
+        if outcome.record is not None:
+            event("done", uid, duration_s=outcome.duration_s)
+            accept(uid, outcome.record, outcome, "miss")
+            for other in same:
+                event("hit", other)
+                accept(other, outcome.record, outcome, "hit")
+        else:
+            states[uid].outcome = outcome
+            states[uid].error = outcome.error
+            event("failed", uid, error=outcome.error)
+            finish(uid, "failed")
+            for other in same:
+                states[other].outcome = outcome
+                states[other].error = outcome.error
+                event("failed", other, error=outcome.error)
+                finish(other, "failed")
+            if fail_fast:
+                stop = True
+
+    try:
+        while True:
+            while ready:
+                schedule(ready.popleft())
+            while pending_tasks and not stop and executor.can_submit(pending_tasks[0]):
+                task = pending_tasks.popleft()
+                running[task.uid] = task.key
+                event("started", task.uid)
+                executor.submit(task)
+            if stop:
+                for task in pending_tasks:
+                    inflight_keys.pop(task.key, None)
+                    finish(task.uid, "cancelled")
+                pending_tasks.clear()
+            if not running:
+                if ready or (pending_tasks and not stop):
+                    continue
+                break
+            for outcome in executor.wait():
+                handle(outcome)
+    except KeyboardInterrupt:
+        interrupted = True
+        executor.shutdown(cancel=True)
+        for uid, state in states.items():
+            if state.status == "pending":
+                state.status = "cancelled"
+    else:
+        executor.shutdown()
+    return RunOutcome(nodes, states, started, time.time(), interrupted, executor.name, memory)
+
+
+class RunResult:
+    """What :meth:`Pipeline.run` returns: statuses, lazy access to values, the manifest."""
+
+    def __init__(self, pipeline: Pipeline, store: Store, outcome: RunOutcome,
+                 manifest: RunManifest, manifest_path: str | None) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.outcome = outcome
+        self.manifest = manifest
+        self.manifest_path = manifest_path
+        self._values: dict[str, Any] = {}
+
+    def _ids(self, *statuses: str) -> list[str]:
+        return [uid for uid, s in self.outcome.states.items() if s.status in statuses]
+
+    @property
+    def hits(self) -> list[str]:
+        return self._ids("hit")
+
+    @property
+    def misses(self) -> list[str]:
+        return self._ids("miss")
+
+    @property
+    def failed(self) -> list[str]:
+        return self._ids("failed")
+
+    @property
+    def skipped(self) -> list[str]:
+        return self._ids("skipped", "cancelled")
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped and not self.outcome.interrupted
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {uid: s.error or "" for uid, s in self.outcome.states.items() if s.status == "failed"}
+
+    @property
+    def tracebacks(self) -> dict[str, str]:
+        return {
+            uid: (s.outcome.traceback or "") if s.outcome else ""
+            for uid, s in self.outcome.states.items()
+            if s.status == "failed"
+        }
+
+    def raise_on_failure(self) -> RunResult:
+        if self.failed:
+            details = "\n".join(f"  {uid}: {err}" for uid, err in self.errors.items())
+            raise RunFailedError(f"{len(self.failed)} node(s) failed:\n{details}")
+        return self
+
+    def entries(self, node_id: str) -> dict[str, OutputEntry]:
+        state = self.outcome.states.get(node_id)
+        if state is None:
+            raise KeyError(f"no node '{node_id}' in this run")
+        if state.outputs is None:
+            raise KeyError(f"node '{node_id}' has no outputs (status: {state.status}: {state.error})")
+        return state.outputs
+
+    def digest(self, ref: str) -> str:
+        node_id, _, output = ref.partition(".")
+        entries = self.entries(node_id)
+        if output:
+            return entries[output].digest
+        if list(entries) == [SINGLE_OUTPUT]:
+            return entries[SINGLE_OUTPUT].digest
+        return combined_outputs_digest({k: e.digest for k, e in entries.items()})
+
+    def __getitem__(self, ref: str) -> Any:
+        if ref in self._values:
+            return self._values[ref]
+        node_id, _, output = ref.partition(".")
+        entries = self.entries(node_id)
+        if output:
+            if output not in entries:
+                raise KeyError(f"node '{node_id}' has no output '{output}' (has: {', '.join(entries)})")
+            value = self._load(entries[output])
+        elif list(entries) == [SINGLE_OUTPUT]:
+            value = self._load(entries[SINGLE_OUTPUT])
+        else:
+            value = {k: self._load(e) for k, e in entries.items()}
+        self._values[ref] = value
+        return value
+
+    def _load(self, entry: OutputEntry) -> Any:
+        if entry.digest in self.outcome.memory:
+            return self.outcome.memory[entry.digest]
+        return self.store.get_value(entry)
+
+    def __repr__(self) -> str:
+        return (f"<RunResult {self.pipeline.name}: {len(self.hits)} hits, {len(self.misses)} misses, "
+                f"{len(self.failed)} failed, {len(self.skipped)} skipped>")
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    store: Store | str | None = None,
+    executor: Any = "serial",
+    *,
+    workers: int | None = None,
+    fail_fast: bool = False,
+    progress: ProgressCallback | None = None,
+    write_manifest: bool = True,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Run ``pipeline`` on ``store`` with ``executor``; see :class:`RunResult`."""
+    from ..manifests.writer import build_run_manifest, write_manifest as write
+
+    store = open_store(store)
+    plan = plan_pipeline(pipeline)
+    runner = make_executor(executor, workers)
+    outcome = execute_plan(plan, store, runner, fail_fast=fail_fast, progress=progress,
+                           keep_in_memory=False)
+    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    manifest = build_run_manifest(pipeline, store, outcome, run_id, overrides or {})
+    path = str(write(store, manifest)) if write_manifest else None
+    result = RunResult(pipeline, store, outcome, manifest, path)
+    if outcome.interrupted:
+        raise KeyboardInterrupt(f"run interrupted; manifest written to {path}")
+    return result

@@ -1,0 +1,1 @@
+"""Stage packs by domain. Each pack registers its stages in the ``physflow.stages`` entry points."""
