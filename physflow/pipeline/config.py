@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 
-class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class _ConfigMeta(msgspec.StructMeta):
+    """Makes every subclass keyword-only (msgspec applies ``kw_only`` per class otherwise)."""
+
+    def __new__(mcls, name: str, bases: tuple, namespace: dict, **kwargs: Any) -> Any:
+        kwargs.setdefault("kw_only", True)
+        return super().__new__(mcls, name, bases, namespace, **kwargs)
+
+
+class Config(msgspec.Struct, metaclass=_ConfigMeta, frozen=True, forbid_unknown_fields=True):
     """Base for stage configs.
 
     Frozen so a config cannot change after its digest is taken; keyword-only so field order
-    never matters to callers; unknown fields are rejected so a typo in YAML is an error, not a
-    silently ignored setting.
+    never matters to callers (and fields with defaults may precede required ones); unknown
+    fields are rejected so a typo in YAML is an error, not a silently ignored setting.
     """
-
-
-def replace_fields(config: msgspec.Struct, changes: dict[str, object]) -> msgspec.Struct:
-    """A copy of ``config`` with ``changes`` applied and re-validated through the class."""
-    data = msgspec.structs.asdict(config)
-    data.update(changes)
-    return msgspec.convert(data, type(config), strict=False)

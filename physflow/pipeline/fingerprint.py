@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import linecache
 import textwrap
 import types
 from typing import Any
@@ -42,6 +43,9 @@ class _Normaliser(ast.NodeTransformer):
 def normalised_source(obj: Any) -> str:
     """A formatting-independent text of ``obj``'s definition, or of its bytecode if no source."""
     try:
+        filename = inspect.getsourcefile(obj)
+        if filename:
+            linecache.checkcache(filename)  # the file may have changed since it was last read
         source = textwrap.dedent(inspect.getsource(obj))
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError, IndentationError):

@@ -48,13 +48,12 @@ class Stage:
     resources: Mapping[str, float] = field(default_factory=dict)
     lazy_inputs: frozenset[str] = frozenset()
     compress: bool | None = None
-    _fingerprint: str | None = None
+    fingerprint: str = ""
 
-    @property
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = stage_fingerprint(self.name, self.version, self.func, self.deps)
-        return self._fingerprint
+    def __post_init__(self) -> None:
+        # Computed now, from the source as imported, not as it may be edited later.
+        if not self.fingerprint:
+            self.fingerprint = stage_fingerprint(self.name, self.version, self.func, self.deps)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -101,14 +100,26 @@ def _describe(func: Callable[..., Any]) -> str:
     return f"stage {func.__module__}.{func.__qualname__}"
 
 
+def _resolved_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """Annotations as objects; ones that cannot be resolved stay strings."""
+    try:
+        return typing.get_type_hints(func)
+    except Exception:
+        hints = dict(getattr(func, "__annotations__", {}))
+        for name, annotation in hints.items():
+            if isinstance(annotation, str):
+                try:
+                    hints[name] = eval(annotation, func.__globals__)  # noqa: S307
+                except Exception:
+                    pass
+        return hints
+
+
 def _signature_parts(
     func: Callable[..., Any],
 ) -> tuple[type[msgspec.Struct] | None, tuple[InputSpec, ...], bool, bool]:
     where = _describe(func)
-    try:
-        hints = typing.get_type_hints(func)
-    except Exception:  # unresolvable forward references: fall back to raw annotations
-        hints = dict(getattr(func, "__annotations__", {}))
+    hints = _resolved_hints(func)
     params = list(inspect.signature(func).parameters.values())
     config_type = None
     if params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
@@ -117,6 +128,12 @@ def _signature_parts(
         if _is_config_type(annotation):
             config_type = annotation
             params = params[1:]
+        elif isinstance(annotation, str):
+            raise StageDefinitionError(
+                f"{where}: the annotation {annotation!r} of '{first.name}' could not be resolved "
+                "(a class defined inside a function, with 'from __future__ import annotations'?). "
+                "Define the config class at module level."
+            )
         elif first.name in ("cfg", "config", "conf"):
             raise StageDefinitionError(
                 f"{where}: its first parameter '{first.name}' looks like a config but is not "

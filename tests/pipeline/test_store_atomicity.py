@@ -1,0 +1,75 @@
+"""An exception in the middle of a write leaves no visible object or record."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import physflow as pf
+from physflow.artifacts import arrays
+
+
+def _visible(store):
+    objects = [p for p in store.objects_dir.rglob("*") if p.is_file()]
+    actions = [p for p in store.actions_dir.rglob("*") if p.is_file()]
+    return objects, actions
+
+
+def test_exception_mid_object_write_leaves_nothing_visible(tmp_path, monkeypatch):
+    store = pf.Store(tmp_path / "s")
+
+    @pf.stage
+    def big() -> np.ndarray:
+        return np.arange(100_000, dtype=np.float64)
+
+    real_write = arrays.write_array_dir
+
+    def write_then_fail(target, array, digest, data_hash):
+        real_write(target, array, digest, data_hash)  # the bytes are on disk in tmp/ ...
+        raise OSError("disk full")  # ... and then the write fails
+
+    monkeypatch.setattr(arrays, "write_array_dir", write_then_fail)
+    p = pf.Pipeline("p")
+    p.add("big", big)
+    res = p.run(store=store)
+    assert res.failed == ["big"] and "disk full" in res.errors["big"]
+    assert _visible(store) == ([], [])
+    assert list(store.tmp_dir.iterdir()) == []
+
+    monkeypatch.setattr(arrays, "write_array_dir", real_write)
+    res = p.run(store=store)
+    assert res.misses == ["big"]
+    np.testing.assert_array_equal(res["big"], np.arange(100_000, dtype=np.float64))
+
+
+def test_exception_writing_record_leaves_no_record(tmp_path, monkeypatch):
+    store = pf.Store(tmp_path / "s")
+
+    @pf.stage
+    def small() -> int:
+        return 3
+
+    def failing_replace(src, dst):
+        raise OSError("interrupted")
+
+    p = pf.Pipeline("p")
+    p.add("n", small)
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", failing_replace)
+        res = p.run(store=store, write_manifest=False)
+    assert res.failed == ["n"]
+    assert _visible(store)[1] == []
+    assert p.run(store=store).misses == ["n"]
+
+
+def test_direct_read_of_corrupted_array_raises(tmp_path):
+    store = pf.Store(tmp_path / "s")
+    entry = store.put_value(np.arange(50_000, dtype=np.int32))
+    chunk = next(p for p in store.object_path(entry.digest).rglob("c/*") if p.is_file())
+    data = bytearray(chunk.read_bytes())
+    data[1234] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(pf.CorruptObjectError, match=entry.digest):
+        store.get_value(entry)
