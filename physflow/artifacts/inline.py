@@ -1,7 +1,8 @@
 """The tagged tree encoding: values as msgpack-able trees that round-trip their exact types.
 
 Small values (numbers, strings, containers, Structs, small arrays) live inline in the action
-record; large leaves are written as objects and appear in the tree as ``["o", codec, digest, meta]``.
+record; large leaves are written as objects and appear in the tree as ``["o", codec, digest]``;
+values stored through a host form (tensors via numpy) appear as ``["x", codec, meta, subtree]``.
 Types without a rule are refused (never pickled unless the stage opted in).
 """
 
@@ -74,7 +75,11 @@ def to_tree(value: Any, store_leaf: StoreLeaf) -> Any:
     ref = store_leaf(value)
     if ref is None:
         raise UnsupportedValueError(
-            f"physflow has no codec for a value of type {t.__module__}.{t.__qualname__}"
+            f"physflow has no codec for a value of type {t.__module__}.{t.__qualname__}. "
+            "Return numbers, str, bytes, lists/tuples/dicts, msgspec Structs, numpy arrays, "
+            "xarray DataArray/Dataset or torch/jax/cupy tensors, or declare the stage with "
+            "@pf.stage(pickle=True) to store it pickled (loaded only by a store opened with "
+            "allow_pickle=True)."
         )
     return ref
 
@@ -115,6 +120,8 @@ def from_tree(tree: list, load_leaf: LoadLeaf) -> Any:
         return np.frombuffer(tree[3], dtype=dtype).reshape(tree[2]).copy()
     if tag == "o":
         return load_leaf(tree)
+    if tag == "x":  # a value stored through a codec's host form (e.g. a tensor via numpy)
+        return load_leaf(["x", tree[1], tree[2], from_tree(tree[3], load_leaf)])
     raise ValueError(f"unknown tag {tag!r} in a stored value tree (written by a newer physflow?)")
 
 
@@ -139,4 +146,6 @@ def tree_objects(tree: Any) -> list[str]:
             stack.extend(node[2].values())
         elif tag == "E":
             stack.append(node[2])
+        elif tag == "x":
+            stack.append(node[3])
     return found

@@ -1,39 +1,63 @@
 """The content-addressed store: ``objects/`` (values by digest) and ``actions/`` (key -> record).
 
-Layout under the root::
+Layout under the root (a local directory, or any fsspec URL)::
 
-    objects/ab/<digest>/     an immutable value (zarr v3 array dir, or a blob dir)
+    objects/ab/<digest>/     an immutable value: a zarr v3 array or group (``zarr.json`` + chunks)
     actions/ab/<key>         msgpack ActionRecord
     manifests/<run id>.json  run manifests
-    tmp/                     writes in progress (renamed into place when complete)
+    quarantine/              corrupted objects moved aside by verify()/quarantine()
+    tmp/<pid>-<uuid>         writes in progress (published when complete; gc removes leftovers)
 
-Rules that keep readers safe: an object is complete before it becomes visible (written in
-``tmp/`` then renamed); a record is written only after every object it references; nothing
-visible is ever modified.
+Rules that keep readers safe: an object is complete before it becomes visible (locally: written
+in ``tmp/`` then renamed; on fsspec: its ``zarr.json`` is written last and marks it present); a
+record is written only after every object it references; nothing visible is ever modified; every
+chunk read is checked against its digest. See docs/store.md for the guarantees per backend.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from ..pipeline.hashing import DIGEST_PREFIX, digest_with_memo, hash_array_bytes
+from ..pipeline.hashing import DIGEST_PREFIX, UnhashableValueError, digest_with_memo
 from . import arrays
-from .errors import CorruptObjectError, MissingObjectError, StoreError
+from .arrays import c_order as _c_order
+from .backend import FsspecBackend, LocalBackend, Sink, tmp_name
+from .codecs import WriteOptions, codec_named, find_codec, pickle_value, pickled_digest
+from .errors import MissingObjectError, PickleNotAllowedError
 from .inline import UnsupportedValueError, from_tree, to_tree, tree_objects
 from .records import RECORD_DECODER, RECORD_ENCODER, ActionRecord, OutputEntry
 
 DEFAULT_STORE_ENV = "PHYSFLOW_STORE"
 DEFAULT_STORE_PATH = ".physflow"
+#: In-memory arrays below this size are hashed before writing (so an existing object is not
+#: rewritten); larger ones are hashed in a thread while they are written.
+HASH_FIRST_BYTES = 8 << 20
+MARKER = arrays.META
+
+
+def _read_small(path: str) -> bytes:
+    """Read a small file with raw os calls (a third of the cost of ``open().read()``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, 1 << 16)
+        if len(data) == 1 << 16:
+            parts = [data]
+            while chunk := os.read(fd, 1 << 20):
+                parts.append(chunk)
+            data = b"".join(parts)
+        return data
+    finally:
+        os.close(fd)
 
 
 def default_store_path() -> str:
@@ -44,68 +68,111 @@ def _hex(d: str) -> str:
     return d[len(DIGEST_PREFIX) :] if d.startswith(DIGEST_PREFIX) else d
 
 
-class Store:
-    """A local content-addressed store (see module docstring for the layout and guarantees)."""
+def is_url(location: Any) -> bool:
+    return isinstance(location, str) and "://" in location
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, allow_pickle: bool = False,
-                 compress: bool = False) -> None:
-        self.root = Path(path if path is not None else default_store_path()).absolute()
+
+class Store:
+    """A content-addressed store in a local directory or at an fsspec URL.
+
+    ``allow_pickle`` lets :meth:`get_value` unpickle values that stages stored with
+    ``@pf.stage(pickle=True)``; ``compress`` stores arrays zstd-compressed by default (a stage's
+    own ``compress=`` wins).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        allow_pickle: bool = False,
+        compress: bool = False,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        location = path if path is not None else default_store_path()
         self.allow_pickle = allow_pickle
         self.compress = compress
-        self.objects_dir = self.root / "objects"
-        self.actions_dir = self.root / "actions"
-        self.manifests_dir = self.root / "manifests"
-        self.tmp_dir = self.root / "tmp"
-        for d in (self.objects_dir, self.actions_dir, self.manifests_dir, self.tmp_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        self.storage_options = storage_options
+        self.backend: LocalBackend | FsspecBackend
+        if is_url(location):
+            self.backend = FsspecBackend(str(location), storage_options)
+            self.root: Any = str(location).rstrip("/")
+            self._local = False
+            base = self.backend.prefix
+            self.objects_dir: Any = f"{base}/objects"
+            self.actions_dir: Any = f"{base}/actions"
+            self.manifests_dir: Any = f"{base}/manifests"
+            self.tmp_dir: Any = f"{base}/tmp"
+            self.quarantine_dir: Any = f"{base}/quarantine"
+        else:
+            self.root = Path(location).absolute()
+            self.backend = LocalBackend(self.root)
+            self._local = True
+            self.objects_dir = self.root / "objects"
+            self.actions_dir = self.root / "actions"
+            self.manifests_dir = self.root / "manifests"
+            self.tmp_dir = self.root / "tmp"
+            self.quarantine_dir = self.root / "quarantine"
+        for sub in ("objects", "actions", "manifests", "tmp"):
+            self.backend.makedirs(sub)
+        # plain string prefixes: the warm cache-hit path is two string joins and one syscall each
+        self._objects_prefix = self.backend.abspath("objects/")
+        self._actions_prefix = self.backend.abspath("actions/")
 
     @property
     def location(self) -> str:
         """What a worker needs to open the same store."""
         return str(self.root)
 
+    @property
+    def is_local(self) -> bool:
+        return self._local
+
     def __repr__(self) -> str:
-        return f"Store({str(self.root)!r})"
+        return f"Store({self.location!r})"
 
     def __reduce__(self) -> tuple:
-        return (Store, (str(self.root),), {"allow_pickle": self.allow_pickle, "compress": self.compress})
-
-    def __setstate__(self, state: dict) -> None:
-        self.allow_pickle = state["allow_pickle"]
-        self.compress = state["compress"]
+        return (
+            _reopen,
+            (self.location, self.allow_pickle, self.compress, self.storage_options),
+        )
 
     # -- paths ------------------------------------------------------------------------------------
 
-    def object_path(self, d: str) -> Path:
+    @staticmethod
+    def object_rel(d: str) -> str:
         h = _hex(d)
-        return self.objects_dir / h[:2] / h
+        return f"objects/{h[:2]}/{h}"
 
-    def action_path(self, key: str) -> Path:
+    @staticmethod
+    def action_rel(key: str) -> str:
         h = _hex(key)
-        return self.actions_dir / h[:2] / h
+        return f"actions/{h[:2]}/{h}"
+
+    def object_path(self, d: str) -> Any:
+        """Where object ``d`` lives (a Path for local stores, a filesystem path otherwise)."""
+        path = self.backend.abspath(self.object_rel(d))
+        return Path(path) if self._local else path
+
+    def action_path(self, key: str) -> Any:
+        path = self.backend.abspath(self.action_rel(key))
+        return Path(path) if self._local else path
 
     def new_tmp(self) -> Path:
-        path = self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}"
+        """A fresh local temp directory (local stores only)."""
+        path = self.root / "tmp" / tmp_name()
         path.mkdir()
         return path
 
-    def _publish(self, tmp: Path, final: Path) -> None:
-        """Move a completed temp entry into place; a concurrent identical entry wins harmlessly."""
-        final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.exists():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
-
-    # -- actions ------------------------------------------------------------------------------------
+    # -- actions ----------------------------------------------------------------------------------
 
     def get_action(self, key: str) -> ActionRecord | None:
         """The record for ``key``, or None. Unreadable records count as misses."""
+        h = _hex(key)
         try:
-            with open(self.action_path(key), "rb") as fh:
-                data = fh.read()
+            if self._local:
+                data = _read_small(f"{self._actions_prefix}{h[:2]}/{h}")
+            else:
+                data = self.backend.read(f"actions/{h[:2]}/{h}")
         except FileNotFoundError:
             return None
         try:
@@ -115,45 +182,171 @@ class Store:
 
     def put_action(self, record: ActionRecord) -> None:
         """Write a record (after its objects exist) atomically."""
+        data = RECORD_ENCODER.encode(record)
+        if not self._local:
+            self.backend.write_atomic(self.action_rel(record.key), data)
+            return
         final = self.action_path(record.key)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.rec"
-        with open(tmp, "wb") as fh:
-            fh.write(RECORD_ENCODER.encode(record))
-        os.replace(tmp, final)
+        tmp = self.tmp_dir / tmp_name(".rec")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def touch_action(self, key: str) -> None:
         """Mark a record as used now (gc evicts least-recently-used records first)."""
-        with contextlib.suppress(OSError):
-            os.utime(self.action_path(key))
+        if self._local:
+            h = _hex(key)
+            with contextlib.suppress(OSError):
+                os.utime(f"{self._actions_prefix}{h[:2]}/{h}")
+        else:
+            self.backend.touch(self.action_rel(key))
 
-    # -- values -------------------------------------------------------------------------------------
+    def delete_action(self, key: str) -> None:
+        self.backend.remove(self.action_rel(key))
 
-    def put_value(self, value: Any, *, allow_pickle: bool = False,
-                  compress: bool | None = None) -> OutputEntry:
-        """Store a value (large leaves as objects) and describe it as an :class:`OutputEntry`."""
-        memo: dict[int, bytes] = {}  # id(leaf) -> blake3 of its bytes, hashed while writing
-        unsafe = False
+    # -- objects ----------------------------------------------------------------------------------
+
+    def has_object(self, d: str) -> bool:
+        h = _hex(d)
+        if self._local:
+            return os.path.exists(f"{self._objects_prefix}{h[:2]}/{h}")
+        return self.backend.exists(f"objects/{h[:2]}/{h}/{MARKER}")
+
+    def has_objects(self, digests: Iterable[str]) -> bool:
+        return all(self.has_object(d) for d in digests)
+
+    def write_object(self, write: Callable[[Sink], str]) -> str:
+        """Run ``write(sink)`` in a fresh temp directory; it returns the object digest, then
+        the directory is published as that object (unless an identical one already exists)."""
+        rel, sink = self.backend.new_sink()
+        try:
+            d = write(sink)
+            if self.has_object(d):
+                self.backend.discard(rel)
+            else:
+                self.backend.publish(rel, self.object_rel(d), MARKER)
+        except BaseException:
+            self.backend.discard(rel)
+            raise
+        return d
+
+    def put_array_object(
+        self,
+        array: np.ndarray,
+        compress: bool = False,
+        *,
+        codec: str = "array",
+        digest_fn: Callable[[bytes], str] | None = None,
+        memo: dict[int, bytes] | None = None,
+    ) -> str:
+        """Store a numpy array as a zarr v3 object; returns its digest (= ``pf.digest(array)``
+        for the array codec)."""
+        plain = codec == "array" and digest_fn is None
+        if self._local and plain and not compress and arrays.zarr_supports(array.dtype):
+            return self._put_native_local(array, memo)
+        from .codecs import write_array
+
+        def write(sink: Sink) -> str:
+            kwargs: dict[str, Any] = {"codec": codec}
+            if digest_fn is not None:
+                kwargs["digest_fn"] = digest_fn
+            d, _meta = write_array(self, sink, "", array, compress, **kwargs)
+            return d
+
+        return self.write_object(write)
+
+    def _put_native_local(self, array: np.ndarray, memo: dict[int, bytes] | None) -> str:
+        original = array
+        array = _c_order(array)
+        digest = data_hash = None
+        if array.nbytes < HASH_FIRST_BYTES:
+            digest, data_hash = arrays.array_digest(array)
+            if self.has_object(digest):
+                if memo is not None:
+                    memo[id(original)] = data_hash
+                return digest
+        tmp = self.new_tmp()
+        try:
+            digest, data_hash = arrays.write_array_dir(tmp, array, digest, data_hash)
+            self.backend.publish(f"tmp/{tmp.name}", self.object_rel(digest), MARKER)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if memo is not None:
+            memo[id(original)] = data_hash
+        return digest
+
+    def object_source(self, d: str) -> arrays.Source:
+        """Read access to object ``d``; :class:`MissingObjectError` when it is not there."""
+        if not self.has_object(d):
+            raise MissingObjectError(
+                f"object {d} is not in the store at {self.location}; it may have been removed "
+                "by gc or quarantined. Re-run the pipeline to recompute it."
+            )
+        return arrays.Source(self.backend, self.object_rel(d), d)
+
+    def array_reader(self, d: str) -> arrays.ArrayReader:
+        return arrays.ArrayReader(self.object_source(d))
+
+    # -- values -----------------------------------------------------------------------------------
+
+    def put_value(
+        self, value: Any, *, allow_pickle: bool = False, compress: bool | None = None
+    ) -> OutputEntry:
+        """Store a value (large leaves as objects) and describe it as an :class:`OutputEntry`.
+
+        Types without a codec raise :class:`UnsupportedValueError` unless ``allow_pickle``.
+        """
+        opts = WriteOptions(
+            compress=self.compress if compress is None else compress, allow_pickle=allow_pickle
+        )
+        memo: dict[int, bytes] = {}  # id(array) -> blake3 of its bytes, hashed while writing
 
         def store_leaf(leaf: Any) -> list | None:
-            nonlocal unsafe
-            if isinstance(leaf, np.ndarray):
-                return self._put_array(leaf, memo)
-            if isinstance(leaf, bytes):
-                return self._put_blob(leaf, memo)
-            if allow_pickle:
-                unsafe = True
-                return self._put_pickle(leaf, memo)
-            return None
+            codec = find_codec(leaf)
+            if codec is None:
+                if allow_pickle:
+                    return pickle_value(self, leaf, opts)
+                return None
+            if codec.name == "array":
+                if leaf.dtype.hasobject:
+                    if allow_pickle:
+                        return pickle_value(self, leaf, opts)
+                    raise UnsupportedValueError(
+                        "numpy arrays of dtype object have no codec (their bytes are pointers); "
+                        "use a numeric, string or structured dtype, or declare the stage with "
+                        "@pf.stage(pickle=True)"
+                    )
+                return ["o", "array", self.put_array_object(leaf, opts.compress, memo=memo)]
+            return codec.encode(self, leaf, opts, store_leaf)
 
         tree = to_tree(value, store_leaf)
-        d = digest_with_memo(value, memo)
+        if tree[0] == "o" and tree[1] == "pickle":
+            d = pickled_digest(tree)
+        else:
+            try:
+                d = digest_with_memo(value, memo)
+            except UnhashableValueError:
+                if not opts.unsafe:
+                    raise
+                # a container holding pickled leaves: digest its stored tree instead
+                from ..pipeline.hashing import digest_bytes_of
+
+                d = digest_bytes_of("tree", msgspec.msgpack.encode(tree))
         shape = dtype = None
         nbytes = 0
         if isinstance(value, np.ndarray):
             dtype, shape, nbytes = value.dtype.str, tuple(value.shape), int(value.nbytes)
         elif isinstance(value, bytes):
             nbytes = len(value)
+        elif tree[0] == "x" and hasattr(value, "shape"):
+            shape = tuple(int(n) for n in value.shape)
+            dtype = str(tree[2].get("dtype"))
         return OutputEntry(
             digest=d,
             tree=tree,
@@ -162,94 +355,118 @@ class Store:
             dtype=dtype,
             shape=shape,
             nbytes=nbytes,
-            unsafe=unsafe,
+            unsafe=opts.unsafe,
         )
 
-    def _put_array(self, array: np.ndarray, memo: dict[int, bytes]) -> list:
-        if not arrays.zarr_supports(array.dtype):
-            raise UnsupportedValueError(
-                f"arrays of dtype {array.dtype} larger than the inline limit cannot be stored "
-                "yet; use a numeric or bool dtype"
-            )
-        d, data_hash = arrays.array_digest(array)
-        memo[id(array)] = data_hash
-        final = self.object_path(d)
-        if not final.exists():
-            tmp = self.new_tmp()
-            try:
-                arrays.write_array_dir(tmp, array, d, data_hash)
-                self._publish(tmp, final)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-        return ["o", "array", d]
-
-    def _put_blob(self, data: bytes, memo: dict[int, bytes]) -> list:
-        data_hash = hash_array_bytes(data)
-        memo[id(data)] = data_hash
-        d = digest_with_memo(data, memo)
-        final = self.object_path(d)
-        if not final.exists():
-            tmp = self.new_tmp()
-            try:
-                (tmp / "blob").write_bytes(data)
-                meta = {"codec": "blob", "digest": d, "chunks": {"blob": data_hash.hex()}}
-                (tmp / "object.json").write_text(json.dumps(meta))
-                self._publish(tmp, final)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-        return ["o", "blob", d]
-
-    def _put_pickle(self, value: Any, memo: dict[int, bytes]) -> list:
-        raise UnsupportedValueError("pickle codec not available")
-
     def get_value(self, entry: OutputEntry) -> Any:
-        """Load a stored value; corrupted objects raise :class:`CorruptObjectError`."""
+        """Load a stored value, verifying every chunk it reads.
+
+        Arrays come back as numpy arrays (memory-mapped when stored uncompressed in one local
+        chunk, otherwise read chunk by chunk); xarray values come back backed by verified dask
+        arrays. Corrupted objects raise :class:`CorruptObjectError` (never a wrong value).
+        """
         if entry.unsafe and not self.allow_pickle:
-            raise StoreError(
-                f"value {entry.digest} was stored with pickle (unsafe); open the store with "
-                "Store(path, allow_pickle=True) if you trust whoever wrote it"
+            raise PickleNotAllowedError(
+                f"value {entry.digest} was stored with pickle (unsafe: unpickling runs code); "
+                "open the store with Store(path, allow_pickle=True) if you trust whoever wrote it"
             )
         return from_tree(entry.tree, self._load_leaf)
 
     def _load_leaf(self, ref: list) -> Any:
-        codec, d = ref[1], ref[2]
-        path = self.object_path(d)
-        if not path.exists():
-            raise MissingObjectError(
-                f"object {d} ({codec}) is not in the store at {self.root}; it may have been "
-                "removed by gc. Re-run the pipeline to recompute it."
-            )
-        if codec == "array":
-            meta = arrays.read_meta(path)
-            return arrays.read_array_dir(path, meta)
-        if codec == "blob":
-            meta = json.loads((path / "object.json").read_text())
-            data = (path / "blob").read_bytes()
-            if hash_array_bytes(data).hex() != meta["chunks"]["blob"]:
-                raise CorruptObjectError(f"object {d} ({path}): blob does not match its digest")
-            return data
-        raise StoreError(f"object {d}: unknown codec {codec!r}")
+        return codec_named(ref[1]).decode(self, ref)
 
-    def has_objects(self, digests: tuple[str, ...]) -> bool:
-        return all(self.object_path(d).exists() for d in digests)
+    # -- manifests --------------------------------------------------------------------------------
 
-    # -- manifests ----------------------------------------------------------------------------------
+    def manifest_path(self, run_id: str) -> Any:
+        path = self.backend.abspath(f"manifests/{run_id}.json")
+        return Path(path) if self._local else path
 
-    def manifest_path(self, run_id: str) -> Path:
-        return self.manifests_dir / f"{run_id}.json"
-
-    def write_bytes_atomic(self, final: Path, data: bytes) -> None:
+    def write_bytes_atomic(self, final: Any, data: bytes) -> None:
+        if not self._local:
+            rel = str(final)[len(self.backend.prefix) + 1 :]
+            self.backend.write_atomic(rel, data)
+            return
+        final = Path(final)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.part"
-        tmp.write_bytes(data)
-        os.replace(tmp, final)
+        tmp = self.tmp_dir / tmp_name(".part")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def manifest_names(self) -> list[str]:
+        return sorted(n for n in self.backend.listdir("manifests") if n.endswith(".json"))
+
+    # -- maintenance (see .maintenance) -----------------------------------------------------------
+
+    def quarantine(self, d: str) -> int:
+        """Move object ``d`` to ``quarantine/`` and delete the records that reference it (so the
+        next run recomputes them). Returns the number of records deleted."""
+        from .maintenance import quarantine
+
+        return quarantine(self, d)
+
+    def verify(self, *, quarantine: bool = True) -> Any:
+        """Check every object's chunks and every record; quarantine bad entries. See
+        :class:`~physflow.artifacts.maintenance.VerifyReport`."""
+        from .maintenance import verify
+
+        return verify(self, quarantine=quarantine)
+
+    def stats(self) -> Any:
+        """Entries and bytes, in total and by kind (objects, actions, manifests, tmp)."""
+        from .maintenance import stats
+
+        return stats(self)
+
+    def gc(
+        self,
+        *,
+        max_bytes: int | None = None,
+        older_than: float | None = None,
+        keep_manifests: int | Iterable[str] | None = 10,
+        dry_run: bool = False,
+        tmp_grace_s: float = 3600.0,
+    ) -> Any:
+        """Evict least-recently-used records (and objects only they reference), never what a
+        kept manifest references; remove abandoned temp files. See docs/store.md."""
+        from .maintenance import gc
+
+        return gc(
+            self,
+            max_bytes=max_bytes,
+            older_than=older_than,
+            keep_manifests=keep_manifests,
+            dry_run=dry_run,
+            tmp_grace_s=tmp_grace_s,
+        )
 
     @staticmethod
     def now() -> float:
         return time.time()
 
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
+
+
+def _reopen(
+    location: str, allow_pickle: bool, compress: bool, storage_options: dict[str, Any] | None
+) -> Store:
+    return Store(
+        location, allow_pickle=allow_pickle, compress=compress, storage_options=storage_options
+    )
+
 
 def open_store(store: Store | str | os.PathLike[str] | None) -> Store:
     return store if isinstance(store, Store) else Store(store)
+
+
+__all__ = [
+    "MissingObjectError",
+    "Store",
+    "UnsupportedValueError",
+    "open_store",
+]

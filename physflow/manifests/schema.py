@@ -1,4 +1,4 @@
-"""The run manifest: a versioned, JSON record of what ran, what was reused and where outputs live."""
+"""The run manifest: a versioned JSON record of what ran, what was reused, where outputs live."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ RunStatus = Literal["ok", "failed", "interrupted"]
 
 
 class OutputInfo(msgspec.Struct, omit_defaults=True):
-    """One output of a node: enough to find it (digest, store tree) and to describe it."""
+    """One output of a node: enough to find it (digest, store tree) and to describe it.
+
+    ``units`` is filled when the stage declares them (``stage.units = {"value": "W"}``).
+    """
 
     digest: str
     type: str = ""
@@ -35,8 +38,15 @@ class NodeRecord(msgspec.Struct, omit_defaults=True):
     fingerprint: str | None = None
     config: dict[str, Any] | None = None
     config_digest: str | None = None
+    #: input name -> content digest of the value it received
     inputs: dict[str, str] = {}
+    #: input name -> where it came from ("node" or "node.output"); dtype/shape/units of that
+    #: value are in the upstream node's ``outputs``
+    input_refs: dict[str, str] = {}
     outputs: dict[str, OutputInfo] = {}
+    #: Scalar numeric outputs (and numeric entries of dict outputs as "output.key"), so
+    #: harnesses and tables read metrics without opening the store.
+    metrics: dict[str, float] = {}
     seed: list[int] | None = None
     started: float | None = None
     duration_s: float | None = None
@@ -53,6 +63,8 @@ class Environment(msgspec.Struct, omit_defaults=True):
     packages: dict[str, str] = {}
     git_commit: str | None = None
     git_dirty: bool | None = None
+    cwd: str | None = None
+    argv: list[str] = []
 
 
 class RunManifest(msgspec.Struct, omit_defaults=True):

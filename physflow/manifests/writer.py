@@ -25,12 +25,21 @@ def _json_hook(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         from ..pipeline.hashing import digest
 
-        return {"__array__": True, "dtype": value.dtype.str, "shape": list(value.shape),
-                "digest": digest(value)}
+        return {
+            "__array__": True,
+            "dtype": value.dtype.str,
+            "shape": list(value.shape),
+            "digest": digest(value),
+        }
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, complex):
         return {"real": value.real, "imag": value.imag}
+    if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):  # pydantic
+        return {
+            "__model__": f"{type(value).__module__}:{type(value).__qualname__}",
+            **value.model_dump(),
+        }
     raise NotImplementedError(f"cannot record {type(value).__qualname__} in a manifest")
 
 
@@ -40,16 +49,51 @@ def config_as_json(config: msgspec.Struct | None) -> dict[str, Any] | None:
     return msgspec.to_builtins(config, enc_hook=_json_hook)
 
 
-def output_info(entry: OutputEntry) -> OutputInfo:
-    value = None
-    tree = entry.tree
+def _scalar(tree: Any) -> float | int | str | bool | None:
     if isinstance(tree, list) and len(tree) == 2 and tree[0] in ("f", "i", "b", "s"):
         if tree[0] != "s" or len(tree[1]) <= 200:
-            value = tree[1]
+            return tree[1]
     elif isinstance(tree, list) and tree and tree[0] == "g":
         scalar = np.frombuffer(tree[2], dtype=np.dtype(tree[1]))[0]
         if scalar.dtype.kind in "biuf":
-            value = scalar.item()
+            return scalar.item()
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def output_metrics(outputs: dict[str, OutputEntry]) -> dict[str, float]:
+    """Numeric scalar outputs, and numeric entries of dict outputs as ``output.key``."""
+    found: dict[str, float] = {}
+    for name, entry in outputs.items():
+        tree = entry.tree
+        number = _number(_scalar(tree))
+        if number is not None:
+            found[name] = number
+        elif isinstance(tree, list) and tree and tree[0] == "d" and len(tree[1]) <= 64:
+            for key_tree, value_tree in tree[1]:
+                key = _scalar(key_tree)
+                number = _number(_scalar(value_tree))
+                if isinstance(key, str) and number is not None:
+                    found[f"{name}.{key}"] = number
+    return found
+
+
+def _units(stage: Any, output: str) -> str | None:
+    units = getattr(stage, "units", None)
+    if isinstance(units, str):
+        return units if output == "value" else None
+    if isinstance(units, dict):
+        return units.get(output)
+    return None
+
+
+def output_info(entry: OutputEntry, units: str | None = None) -> OutputInfo:
+    value = _scalar(entry.tree)
     return OutputInfo(
         digest=entry.digest,
         type=entry.type_name,
@@ -58,6 +102,7 @@ def output_info(entry: OutputEntry) -> OutputInfo:
         nbytes=entry.nbytes,
         objects=list(entry.objects),
         value=value,
+        units=units,
     )
 
 
@@ -78,19 +123,28 @@ def node_record(node: PlanNode, state: NodeState, uid: str | None = None) -> Nod
         config=config_as_json(node.config),
         config_digest=node.config_digest,
         inputs=dict(state.input_digests),
-        outputs={k: output_info(e) for k, e in (state.outputs or {}).items()},
+        input_refs={
+            name: ref.uid if ref.output is None else f"{ref.uid}.{ref.output}"
+            for name, ref in node.inputs.items()
+        },
+        outputs={
+            k: output_info(e, _units(node.stage, k)) for k, e in (state.outputs or {}).items()
+        },
+        metrics=output_metrics(state.outputs or {}),
         seed=seed,
         started=outcome.started if outcome else None,
-        duration_s=(outcome.duration_s if outcome else
-                    (state.record.duration_s if state.record else None)),
+        duration_s=(
+            outcome.duration_s if outcome else (state.record.duration_s if state.record else None)
+        ),
         attempts=outcome.attempts if outcome and state.status != "hit" else 0,
         error=state.error,
         traceback=outcome.traceback if outcome and state.status == "failed" else None,
     )
 
 
-def build_run_manifest(pipeline: Pipeline, store: Store, outcome: RunOutcome, run_id: str,
-                       overrides: dict[str, Any]) -> RunManifest:
+def build_run_manifest(
+    pipeline: Pipeline, store: Store, outcome: RunOutcome, run_id: str, overrides: dict[str, Any]
+) -> RunManifest:
     records = [node_record(outcome.nodes[uid], state) for uid, state in outcome.states.items()]
     counts = {s: 0 for s in ("hit", "miss", "failed", "skipped")}
     for state in outcome.states.values():

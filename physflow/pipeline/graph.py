@@ -63,6 +63,9 @@ def coerce_config(node_id: str, stage: Stage, config: Any) -> msgspec.Struct | N
             )
         return None
     if config is None:
+        default = getattr(stage, "default_config", None)  # e.g. wrapped phys-pipeline stages
+        if default is not None:
+            return default
         try:
             return expected()
         except TypeError:
@@ -229,11 +232,17 @@ class Pipeline:
 
         return run_pipeline(self, store=store, executor=executor, **options)
 
-    def scan(self, axes: Mapping[str, Any], collect: Iterable[str] = (), **options: Any) -> Any:
+    def scan(self, axes: Any = None, collect: Iterable[str] = (), **options: Any) -> Any:
         """Run the pipeline over a grid of parameters; returns an ``xarray.Dataset``."""
         from .scan import scan
 
         return scan(self, axes, collect=collect, **options)
+
+    def as_harness_target(self, objective: str, metrics: Iterable[str] = (), **options: Any) -> Any:
+        """A phys-sims-utils evaluation target; see :mod:`physflow.manifests.harness`."""
+        from ..manifests.harness import HarnessTarget
+
+        return HarnessTarget(self, objective, metrics, **options)
 
     def __repr__(self) -> str:
         return f"<Pipeline {self.name!r}: {len(self.nodes)} nodes, seed={self.seed}>"

@@ -385,3 +385,17 @@ def digest_with_memo(value: Any, memo: dict[int, bytes]) -> str:
     feeder.memo = memo
     feeder.feed(value)
     return feeder.hexdigest()
+
+
+def _artifact_rules(module: str) -> Callable[[], None]:
+    def load() -> None:
+        from ..artifacts.digest_rules import load as load_rules
+
+        load_rules(module)
+
+    return load
+
+
+# Digest rules of optional libraries (torch, jax, cupy, xarray) live with their codecs.
+for _module in ("torch", "jax", "jaxlib", "cupy", "xarray"):
+    register_lazy_rules(_module, _artifact_rules(_module))

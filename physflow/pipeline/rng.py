@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import blake3
 import numpy as np
+
+#: Held while numpy's global RNG is legitimately borrowed (e.g. the OptiCommPy backend seeds it,
+#: then restores it) and while the runner snapshots it, so a snapshot on another thread never
+#: sees the borrowed state and "restores" it.
+GLOBAL_STATE_LOCK = threading.RLock()
 
 
 def spawn_key(node_id: str) -> tuple[int, ...]:

@@ -8,6 +8,8 @@ with the same key in one run (common in scans) execute once.
 
 from __future__ import annotations
 
+import contextlib
+import random
 import time
 import uuid
 from collections import defaultdict, deque
@@ -59,7 +61,9 @@ class RunOutcome:
     memory: dict[str, Any]
 
 
-def _input_token(state: NodeState, ref_output: str | None, upstream: PlanNode) -> tuple[str, TaskInput]:
+def _input_token(
+    state: NodeState, ref_output: str | None, upstream: PlanNode
+) -> tuple[str, TaskInput]:
     outputs = state.outputs or {}
     if ref_output is None:
         if upstream.stage.outputs is None:
@@ -80,16 +84,23 @@ def execute_plan(
     fail_fast: bool = False,
     progress: ProgressCallback | None = None,
     keep_in_memory: bool = False,
+    order_seed: int | None = None,
 ) -> RunOutcome:
     """Run a plan to completion. Never raises for stage failures; KeyboardInterrupt is caught,
-    running work is cancelled and the outcome is marked interrupted."""
+    running work is cancelled and the outcome is marked interrupted.
+
+    ``order_seed`` shuffles the order in which ready nodes are planned and submitted (a test hook:
+    results must not depend on scheduling order). A task failing on a corrupt input object gets
+    the object quarantined and its producer recomputed, then runs again.
+    """
     nodes = {n.uid: n for n in plan}
     total = len(nodes)
     states = {uid: NodeState() for uid in nodes}
     downstream: dict[str, list[str]] = defaultdict(list)
     waiting_on: dict[str, int] = {}
+    upstream: dict[str, tuple[str, ...]] = {}
     for uid, node in nodes.items():
-        ups = {ref.uid for ref in node.inputs.values()}
+        ups = upstream[uid] = tuple(dict.fromkeys(ref.uid for ref in node.inputs.values()))
         waiting_on[uid] = len(ups)
         for up in ups:
             downstream[up].append(uid)
@@ -99,22 +110,34 @@ def execute_plan(
     memory: dict[str, Any] = {}
     consumers_left = {uid: len(downstream.get(uid, ())) for uid in nodes}
     memory_refs: dict[str, int] = defaultdict(int)
-    emit = progress or (lambda event: None)
     started = time.time()
     interrupted = False
     stop = False
+    shuffler = random.Random(order_seed) if order_seed is not None else None
+    redo_targets: dict[str, list[str]] = {}  # producer uid -> consumers waiting for its redo
+    redo_waiters: dict[str, list[str]] = {}  # consumer uid -> same-key uids that waited on it
+    redo_count: dict[str, int] = defaultdict(int)
+    starts_on_submit = executor.starts_on_submit
+    started_uids: set[str] = set()
+    executor.want_starts = progress is not None and not starts_on_submit
     executor.start(store, memory if executor.in_memory else None)
 
-    def event(kind: str, uid: str, **extra: Any) -> None:
-        node = nodes[uid]
-        emit(NodeEvent(kind, uid, node.node_id, node.stage.name, total, **extra))  # type: ignore[arg-type]
+    if progress is None:
+
+        def event(kind: str, uid: str, **extra: Any) -> None:
+            pass
+    else:
+
+        def event(kind: str, uid: str, **extra: Any) -> None:
+            node = nodes[uid]
+            progress(NodeEvent(kind, uid, node.node_id, node.stage.name, total, **extra))  # type: ignore[arg-type]
 
     def release_inputs(uid: str) -> None:
         if keep_in_memory:
             return
-        for up in {ref.uid for ref in nodes[uid].inputs.values()}:
+        for up in upstream[uid]:
             consumers_left[up] -= 1
-            if consumers_left[up] == 0:
+            if consumers_left[up] == 0 and memory:
                 for entry in (states[up].outputs or {}).values():
                     memory_refs[entry.digest] -= 1
                     if memory_refs[entry.digest] <= 0:
@@ -122,6 +145,13 @@ def execute_plan(
 
     def finish(uid: str, status: str) -> None:
         states[uid].status = status
+        targets = redo_targets.pop(uid, None)
+        if targets is not None:  # a recomputed producer: wake only the consumers that asked
+            for down in targets:
+                waiting_on[down] -= 1
+                if waiting_on[down] == 0:
+                    ready.append(down)
+            return
         release_inputs(uid)
         for down in downstream.get(uid, ()):
             waiting_on[down] -= 1
@@ -131,11 +161,15 @@ def execute_plan(
     def accept(uid: str, record: ActionRecord, outcome: TaskOutcome | None, status: str) -> None:
         state = states[uid]
         state.record, state.outputs, state.outcome = record, record.outputs, outcome
-        if outcome is not None and outcome.values is not None and executor.in_memory:
-            if consumers_left[uid] or keep_in_memory:
-                for name, entry in record.outputs.items():
-                    memory[entry.digest] = outcome.values[name]
-                    memory_refs[entry.digest] += 1
+        if (
+            outcome is not None
+            and outcome.values is not None
+            and executor.in_memory
+            and (consumers_left[uid] or keep_in_memory)
+        ):
+            for name, entry in record.outputs.items():
+                memory[entry.digest] = outcome.values[name]
+                memory_refs[entry.digest] += 1
         finish(uid, status)
 
     def schedule(uid: str) -> None:
@@ -146,13 +180,15 @@ def execute_plan(
             up_state = states[ref.uid]
             if up_state.status in ("failed", "skipped", "cancelled"):
                 state.error = f"skipped: upstream node '{nodes[ref.uid].node_id}' {up_state.status}"
-                event("skipped", uid)
+                event("skipped", uid, error=state.error)
                 finish(uid, "cancelled" if stop else "skipped")
                 return
             token, task_input = _input_token(up_state, ref.output, nodes[ref.uid])
             state.input_digests[name] = token
             inputs[name] = task_input
-        key = cache_key(node.stage.fingerprint, node.config_digest, state.input_digests, node.seed_token)
+        key = cache_key(
+            node.stage.fingerprint, node.config_digest, state.input_digests, node.seed_token
+        )
         state.key = key
         record = store.get_action(key)
         if record is not None and store.has_objects(tuple(record.object_digests)):
@@ -164,13 +200,24 @@ def execute_plan(
             inflight_keys[key].append(uid)
             return
         if stop:
+            state.error = "cancelled: fail_fast stopped the run"
+            event("skipped", uid, error=state.error)
             finish(uid, "cancelled")
             return
-        inflight_keys[key] = []
+        inflight_keys[key] = redo_waiters.pop(uid, [])
         pending_tasks.append(
-            Task(uid, node.node_id, node.stage, node.config, key, inputs,
-                 node.seed if node.stage.uses_rng else None, node.stage.resources)
+            Task(
+                uid,
+                node.node_id,
+                node.stage,
+                node.config,
+                key,
+                inputs,
+                node.seed if node.stage.uses_rng else None,
+                node.stage.resources,
+            )
         )
+        event("queued", uid)
 
     pending_tasks: deque[Task] = deque()
 
@@ -178,7 +225,14 @@ def execute_plan(
         nonlocal stop
         uid = outcome.uid
         key = running.pop(uid)
+        started_uids.discard(uid)
         same = inflight_keys.pop(key, [])
+        for error in outcome.retry_errors:
+            event("retry", uid, error=error)
+        if outcome.record is None and outcome.corrupt and recompute_producers(uid, outcome):
+            event("retry", uid, error=outcome.error)
+            redo_waiters[uid] = same
+            return
         if outcome.record is not None:
             event("done", uid, duration_s=outcome.duration_s)
             accept(uid, outcome.record, outcome, "miss")
@@ -198,42 +252,98 @@ def execute_plan(
             if fail_fast:
                 stop = True
 
+    def recompute_producers(uid: str, outcome: TaskOutcome) -> bool:
+        """Quarantine a corrupt input object and re-run the node(s) that produced it."""
+        bad = outcome.corrupt
+        quarantine = getattr(store, "quarantine", None)
+        if quarantine is None or redo_count[uid] >= 2:
+            return False
+        producers = [
+            up
+            for up in upstream[uid]
+            if any(bad == e.digest or bad in e.objects for e in (states[up].outputs or {}).values())
+        ]
+        if not producers:
+            return False
+        with contextlib.suppress(FileNotFoundError):  # already moved by a concurrent consumer
+            quarantine(bad)
+        redo_count[uid] += 1
+        states[uid].error = None
+        waiting_on[uid] = len(producers)
+        for up in producers:
+            up_state = states[up]
+            up_state.status, up_state.outputs, up_state.record = "pending", None, None
+            redo_targets.setdefault(up, []).append(uid)
+            if len(redo_targets[up]) == 1:
+                ready.append(up)
+        return True
+
     try:
         while True:
+            if shuffler is not None and len(ready) > 1:
+                order = list(ready)
+                shuffler.shuffle(order)
+                ready = deque(order)
             while ready:
                 schedule(ready.popleft())
+            if shuffler is not None and len(pending_tasks) > 1:
+                order = list(pending_tasks)
+                shuffler.shuffle(order)
+                pending_tasks = deque(order)
             while pending_tasks and not stop and executor.can_submit(pending_tasks[0]):
                 task = pending_tasks.popleft()
                 running[task.uid] = task.key
-                event("started", task.uid)
+                if starts_on_submit:
+                    event("started", task.uid)
                 executor.submit(task)
             if stop:
                 for task in pending_tasks:
-                    inflight_keys.pop(task.key, None)
-                    finish(task.uid, "cancelled")
+                    for uid in (task.uid, *inflight_keys.pop(task.key, ())):
+                        states[uid].error = "cancelled: fail_fast stopped the run"
+                        event("skipped", uid, error=states[uid].error)
+                        finish(uid, "cancelled")
                 pending_tasks.clear()
             if not running:
                 if ready or (pending_tasks and not stop):
                     continue
                 break
-            for outcome in executor.wait():
+            outcomes = executor.wait()
+            if executor.want_starts:
+                for outcome in outcomes:  # a start report may lose the race with the result
+                    if outcome.uid not in started_uids:
+                        event("started", outcome.uid)
+            for outcome in outcomes:
                 handle(outcome)
+            if executor.want_starts:  # after the results: they freed the slots these took
+                for uid in executor.started():
+                    if uid in running and uid not in started_uids:
+                        started_uids.add(uid)
+                        event("started", uid)
     except KeyboardInterrupt:
         interrupted = True
         executor.shutdown(cancel=True)
-        for uid, state in states.items():
-            if state.status == "pending":
-                state.status = "cancelled"
+    except BaseException:
+        executor.shutdown(cancel=True)
+        raise
     else:
         executor.shutdown()
+    for state in states.values():  # interrupted (or never reached): nothing was recorded
+        if state.status == "pending":
+            state.status = "cancelled"
     return RunOutcome(nodes, states, started, time.time(), interrupted, executor.name, memory)
 
 
 class RunResult:
     """What :meth:`Pipeline.run` returns: statuses, lazy access to values, the manifest."""
 
-    def __init__(self, pipeline: Pipeline, store: Store, outcome: RunOutcome,
-                 manifest: RunManifest, manifest_path: str | None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        store: Store,
+        outcome: RunOutcome,
+        manifest: RunManifest,
+        manifest_path: str | None,
+    ) -> None:
         self.pipeline = pipeline
         self.store = store
         self.outcome = outcome
@@ -266,7 +376,9 @@ class RunResult:
 
     @property
     def errors(self) -> dict[str, str]:
-        return {uid: s.error or "" for uid, s in self.outcome.states.items() if s.status == "failed"}
+        return {
+            uid: s.error or "" for uid, s in self.outcome.states.items() if s.status == "failed"
+        }
 
     @property
     def tracebacks(self) -> dict[str, str]:
@@ -287,7 +399,9 @@ class RunResult:
         if state is None:
             raise KeyError(f"no node '{node_id}' in this run")
         if state.outputs is None:
-            raise KeyError(f"node '{node_id}' has no outputs (status: {state.status}: {state.error})")
+            raise KeyError(
+                f"node '{node_id}' has no outputs (status: {state.status}: {state.error})"
+            )
         return state.outputs
 
     def digest(self, ref: str) -> str:
@@ -306,7 +420,9 @@ class RunResult:
         entries = self.entries(node_id)
         if output:
             if output not in entries:
-                raise KeyError(f"node '{node_id}' has no output '{output}' (has: {', '.join(entries)})")
+                raise KeyError(
+                    f"node '{node_id}' has no output '{output}' (has: {', '.join(entries)})"
+                )
             value = self._load(entries[output])
         elif list(entries) == [SINGLE_OUTPUT]:
             value = self._load(entries[SINGLE_OUTPUT])
@@ -321,8 +437,10 @@ class RunResult:
         return self.store.get_value(entry)
 
     def __repr__(self) -> str:
-        return (f"<RunResult {self.pipeline.name}: {len(self.hits)} hits, {len(self.misses)} misses, "
-                f"{len(self.failed)} failed, {len(self.skipped)} skipped>")
+        return (
+            f"<RunResult {self.pipeline.name}: {len(self.hits)} hits, {len(self.misses)} misses, "
+            f"{len(self.failed)} failed, {len(self.skipped)} skipped>"
+        )
 
 
 def run_pipeline(
@@ -335,15 +453,29 @@ def run_pipeline(
     progress: ProgressCallback | None = None,
     write_manifest: bool = True,
     overrides: Mapping[str, Any] | None = None,
+    order_seed: int | None = None,
 ) -> RunResult:
-    """Run ``pipeline`` on ``store`` with ``executor``; see :class:`RunResult`."""
-    from ..manifests.writer import build_run_manifest, write_manifest as write
+    """Run ``pipeline`` on ``store`` with ``executor``; see :class:`RunResult`.
+
+    ``executor`` is "serial", "threads", "processes", "dask" or an executor object such as
+    ``physflow.DaskExecutor(...)``; ``workers`` sizes the local pools. Failed nodes do not stop
+    independent branches unless ``fail_fast``. ``order_seed`` shuffles scheduling order (tests).
+    """
+    from ..manifests.writer import build_run_manifest
+    from ..manifests.writer import write_manifest as write
 
     store = open_store(store)
     plan = plan_pipeline(pipeline)
     runner = make_executor(executor, workers)
-    outcome = execute_plan(plan, store, runner, fail_fast=fail_fast, progress=progress,
-                           keep_in_memory=False)
+    outcome = execute_plan(
+        plan,
+        store,
+        runner,
+        fail_fast=fail_fast,
+        progress=progress,
+        keep_in_memory=False,
+        order_seed=order_seed,
+    )
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     manifest = build_run_manifest(pipeline, store, outcome, run_id, overrides or {})
     path = str(write(store, manifest)) if write_manifest else None

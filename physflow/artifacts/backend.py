@@ -1,0 +1,339 @@
+"""Where store bytes live: a local directory (plain os calls) or any fsspec filesystem.
+
+Both backends offer the same small set of operations on paths relative to the store root
+("objects/ab/<hex>/zarr.json"). The local backend publishes whole directories with one atomic
+``rename``; fsspec filesystems generally cannot, so there an entry is published by writing its
+data files first and its metadata file (the *marker*) last, and an entry counts as present only
+once its marker exists. Readers verify every chunk they read against the digests in the marker,
+so a torn entry is detected, never served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def tmp_name(suffix: str = "") -> str:
+    """A unique temp name that records the writer's pid (gc removes those of dead writers)."""
+    return f"{os.getpid()}-{uuid.uuid4().hex}{suffix}"
+
+
+class Sink:
+    """A directory being written (under ``tmp/`` locally)."""
+
+    def write(self, rel: str, data: Any) -> None:
+        raise NotImplementedError
+
+    def read(self, rel: str) -> bytes:
+        raise NotImplementedError
+
+    def write_hashed(self, rel: str, data: Any, hashers: list[Any]) -> None:
+        """Write ``data`` and feed it to the blake3 ``hashers`` (overlapped where possible)."""
+        view = memoryview(data).cast("B")
+        for hasher in hashers:
+            hasher.update(view)
+        self.write(rel, view)
+
+
+class LocalSink(Sink):
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._dirs: set[str] = {root}
+
+    def path(self, rel: str) -> str:
+        return f"{self.root}/{rel}"
+
+    def write(self, rel: str, data: Any) -> None:
+        path = self.path(rel)
+        parent = os.path.dirname(path)
+        if parent not in self._dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._dirs.add(parent)
+        with open(path, "wb") as fh:
+            fh.write(data)
+
+    def read(self, rel: str) -> bytes:
+        with open(self.path(rel), "rb") as fh:
+            return fh.read()
+
+    def write_hashed(self, rel: str, data: Any, hashers: list[Any]) -> None:
+        from .arrays import write_hashed
+
+        path = self.path(rel)
+        parent = os.path.dirname(path)
+        if parent not in self._dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._dirs.add(parent)
+        write_hashed(path, data, hashers)
+
+
+class LocalBackend:
+    """A store in a local directory; entries are published by atomic rename."""
+
+    atomic_rename = True
+    is_local = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.prefix = str(root)
+
+    def abspath(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}"
+
+    def local_path(self, rel: str) -> str | None:
+        return self.abspath(rel)
+
+    def makedirs(self, rel: str) -> None:
+        os.makedirs(self.abspath(rel), exist_ok=True)
+
+    def exists(self, rel: str) -> bool:
+        return os.path.exists(self.abspath(rel))
+
+    def read(self, rel: str) -> bytes:
+        with open(self.abspath(rel), "rb") as fh:
+            return fh.read()
+
+    def write_atomic(self, rel: str, data: bytes) -> None:
+        final = self.abspath(rel)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        tmp = self.abspath("tmp/" + tmp_name(".part"))
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def new_sink(self) -> tuple[str, LocalSink]:
+        rel = "tmp/" + tmp_name()
+        os.mkdir(self.abspath(rel))
+        return rel, LocalSink(self.abspath(rel))
+
+    def publish(self, tmp_rel: str, final_rel: str, marker: str) -> None:
+        """Move a complete temp directory into place; an identical entry already there wins."""
+        final = self.abspath(final_rel)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        try:
+            os.rename(self.abspath(tmp_rel), final)
+        except OSError:
+            if not os.path.exists(final):
+                raise
+            self.remove(tmp_rel)
+
+    def discard(self, tmp_rel: str) -> None:
+        self.remove(tmp_rel)
+
+    def remove(self, rel: str) -> None:
+        path = self.abspath(rel)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def move(self, src_rel: str, dst_rel: str) -> None:
+        dst = self.abspath(dst_rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.rename(self.abspath(src_rel), dst)
+
+    def unpublish(self, rel: str) -> None:
+        """Remove a visible entry atomically (rename into tmp/, then delete), so a concurrent
+        reader sees it whole or not at all."""
+        grave = "tmp/" + tmp_name(".gc")
+        try:
+            os.rename(self.abspath(rel), self.abspath(grave))
+        except FileNotFoundError:
+            return
+        self.remove(grave)
+
+    def listdir(self, rel: str) -> list[str]:
+        try:
+            return os.listdir(self.abspath(rel))
+        except FileNotFoundError:
+            return []
+
+    def walk(self, rel: str) -> Iterator[tuple[str, int, float]]:
+        """(relative file path, size, mtime) of every file below ``rel``."""
+        base = self.abspath(rel)
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    continue
+                yield rel + path[len(base) :], st.st_size, st.st_mtime
+
+    def mtime(self, rel: str) -> float:
+        return os.stat(self.abspath(rel)).st_mtime
+
+    def touch(self, rel: str) -> None:
+        with contextlib.suppress(OSError):
+            os.utime(self.abspath(rel))
+
+
+class FsspecSink(Sink):
+    def __init__(self, fs: Any, root: str) -> None:
+        self.fs = fs
+        self.root = root
+        self._dirs: set[str] = {root}
+
+    def write(self, rel: str, data: Any) -> None:
+        path = f"{self.root}/{rel}"
+        parent = path.rsplit("/", 1)[0]
+        if parent not in self._dirs:
+            self.fs.makedirs(parent, exist_ok=True)
+            self._dirs.add(parent)
+        self.fs.pipe_file(path, bytes(data))
+
+    def read(self, rel: str) -> bytes:
+        return self.fs.cat_file(f"{self.root}/{rel}")
+
+
+class FsspecBackend:
+    """A store on any fsspec filesystem; entries are published marker-last (see module doc)."""
+
+    atomic_rename = False
+    is_local = False
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        self.fs = fs
+        self.url = url
+        self.prefix = path.rstrip("/")
+
+    def abspath(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}"
+
+    def local_path(self, rel: str) -> str | None:
+        return None
+
+    def makedirs(self, rel: str) -> None:
+        self.fs.makedirs(self.abspath(rel), exist_ok=True)
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.exists(self.abspath(rel))
+
+    def read(self, rel: str) -> bytes:
+        try:
+            return self.fs.cat_file(self.abspath(rel))
+        except FileNotFoundError:
+            raise
+        except OSError as exc:  # some filesystems raise other errors for missing keys
+            if not self.fs.exists(self.abspath(rel)):
+                raise FileNotFoundError(rel) from exc
+            raise
+
+    def write_atomic(self, rel: str, data: bytes) -> None:
+        # One whole-file put: atomic on object stores; on others written then renamed.
+        final = self.abspath(rel)
+        parent = final.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        tmp = self.abspath("tmp/" + tmp_name(".part"))
+        self.fs.pipe_file(tmp, data)
+        try:
+            self.fs.mv(tmp, final)
+        except Exception:
+            self.fs.pipe_file(final, data)
+            with contextlib.suppress(Exception):
+                self.fs.rm(tmp)
+
+    def new_sink(self) -> tuple[str, FsspecSink]:
+        rel = "tmp/" + tmp_name()
+        self.fs.makedirs(self.abspath(rel), exist_ok=True)
+        return rel, FsspecSink(self.fs, self.abspath(rel))
+
+    def publish(self, tmp_rel: str, final_rel: str, marker: str) -> None:
+        """Copy data files into place, then the marker; the entry is visible only after that."""
+        if self.exists(f"{final_rel}/{marker}"):
+            self.discard(tmp_rel)
+            return
+        src = self.abspath(tmp_rel)
+        files = sorted(self.fs.find(src))
+        marker_src = f"{src}/{marker}"
+        for path in files:
+            if path != marker_src:
+                self._move_file(path, self.abspath(final_rel) + path[len(src) :])
+        self._move_file(marker_src, self.abspath(f"{final_rel}/{marker}"))
+        self.discard(tmp_rel)
+
+    def _move_file(self, src: str, dst: str) -> None:
+        parent = dst.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        try:
+            self.fs.mv(src, dst)  # a rename or server-side copy where the filesystem has one
+        except Exception:
+            self.fs.pipe_file(dst, self.fs.cat_file(src))
+
+    def discard(self, tmp_rel: str) -> None:
+        self.remove(tmp_rel)
+
+    def remove(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self.abspath(rel), recursive=True)
+
+    def unpublish(self, rel: str) -> None:
+        """Remove an entry: its marker first (so it stops existing at once), then the rest."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self.abspath(f"{rel}/zarr.json"))
+        self.remove(rel)
+
+    def move(self, src_rel: str, dst_rel: str) -> None:
+        src = self.abspath(src_rel)
+        dst = self.abspath(dst_rel)
+        if self.fs.isdir(src):
+            for path in self.fs.find(src):
+                self._move_file(path, dst + path[len(src) :])
+        else:
+            self._move_file(src, dst)
+        self.remove(src_rel)
+
+    def listdir(self, rel: str) -> list[str]:
+        try:
+            entries = self.fs.ls(self.abspath(rel), detail=False)
+        except FileNotFoundError:
+            return []
+        return [e.rstrip("/").rsplit("/", 1)[-1] for e in entries]
+
+    def walk(self, rel: str) -> Iterator[tuple[str, int, float]]:
+        base = self.abspath(rel)
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return
+        for path, info in found.items():
+            if info.get("type") == "directory":
+                continue
+            yield rel + path[len(base) :], int(info.get("size") or 0), _info_mtime(info)
+
+    def mtime(self, rel: str) -> float:
+        return _info_mtime(self.fs.info(self.abspath(rel)))
+
+    def touch(self, rel: str) -> None:
+        # Rewriting is the portable way to bump a modification time on any filesystem.
+        with contextlib.suppress(Exception):
+            path = self.abspath(rel)
+            self.fs.pipe_file(path, self.fs.cat_file(path))
+
+
+def _info_mtime(info: dict[str, Any]) -> float:
+    for key in ("mtime", "created", "LastModified", "last_modified", "updated"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, int | float):
+            return float(value)
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+    return time.time()

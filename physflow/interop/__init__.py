@@ -1,0 +1,1 @@
+"""Bridges to other simulation frameworks (phys-pipeline); imported only when used."""

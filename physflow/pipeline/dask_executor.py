@@ -1,0 +1,279 @@
+"""Running misses on a dask.distributed cluster (a local one, or an existing scheduler).
+
+Each miss becomes one dask task that receives the small :class:`Task` (inputs as digests + small
+trees) and the store *location*, runs :func:`run_task` on the worker — which reads inputs from and
+writes outputs to the store — and returns only the small :class:`TaskOutcome`. Large values never
+travel through the scheduler, so workers must see the same store path (a shared filesystem when
+the cluster spans machines).
+
+Stage ``resources`` become dask worker resources. A cluster started here declares
+``{"cpus": threads_per_worker, "memory_gb": memory per worker}`` on every worker; requests for a
+resource no worker declares are dropped (dask would otherwise wait forever) and requests larger
+than any worker offers are clamped to the largest offer.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from ..artifacts.store import Store
+from .execute import Task, TaskOutcome, run_task
+from .executors import Executor, total_memory_gb
+
+_STORES: dict[str, Store] = {}
+
+
+def _run_on_worker(task: Task, location: str, allow_pickle: bool, topic: str) -> TaskOutcome:
+    """Executed on a dask worker: open (once per process) the store and run the task."""
+    if topic:  # tell the client this task really started (progress reporting)
+        from distributed import get_worker
+
+        get_worker().log_event(topic, task.uid)
+    store = _STORES.get(location)
+    if store is None:
+        store = _STORES[location] = Store(location, allow_pickle=allow_pickle)
+    return run_task(task, store, None, keep_values=False)
+
+
+class DaskExecutor(Executor):
+    """Run misses on dask.distributed.
+
+    ``address=None`` starts a ``LocalCluster`` of ``workers`` processes (default: one per CPU)
+    with ``threads_per_worker`` threads each; an address (``"tcp://host:8786"``) or a
+    ``distributed.Client`` joins an existing cluster. The cluster is kept across runs: close it
+    with :meth:`close` or use the executor as a context manager. A worker that dies while running
+    a task fails that node (the local cluster is started with ``allowed-failures=0``; an external
+    scheduler applies its own setting, 3 by default).
+    """
+
+    name = "dask"
+    in_memory = False
+    starts_on_submit = False  # tasks may queue on the scheduler; workers report real starts
+
+    def __init__(
+        self,
+        address: Any = None,
+        workers: int | None = None,
+        *,
+        threads_per_worker: int = 1,
+        resources: Mapping[str, float] | None = None,
+        close_after_run: bool = False,
+        **cluster_options: Any,
+    ) -> None:
+        self.address = address
+        self.workers = workers
+        self.threads_per_worker = threads_per_worker
+        self.worker_resources = dict(resources) if resources is not None else None
+        self.close_after_run = close_after_run
+        self.cluster_options = cluster_options
+        self.client: Any = None
+        self.cluster: Any = None
+        self._owns_client = False
+        self._topic = f"physflow-started-{uuid.uuid4().hex[:12]}"
+        self._started: deque[str] = deque()
+        self._subscribed = False
+
+    # -- cluster lifecycle ------------------------------------------------------------------------
+
+    def connect(self) -> Any:
+        """Start or join the cluster now (otherwise the first run does it); returns the Client."""
+        if self.client is not None:
+            return self.client
+        from distributed import Client, LocalCluster
+
+        if self.address is None:
+            n = self.workers or os.cpu_count() or 1
+            resources = self.worker_resources
+            if resources is None:
+                resources = {"cpus": float(self.threads_per_worker)}
+                memory = total_memory_gb()
+                if memory:
+                    resources["memory_gb"] = round(memory / n, 3)
+            options = {"dashboard_address": ":0", "silence_logs": 40, **self.cluster_options}
+            self.cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=self.threads_per_worker,
+                processes=True,
+                resources=resources,
+                scheduler_kwargs={"allowed_failures": 0},
+                **options,
+            )
+            self.client = Client(self.cluster)
+        elif isinstance(self.address, str):
+            self.client = Client(self.address)
+        else:
+            self.client = self.address  # an existing Client
+            return self.client
+        self._owns_client = True
+        return self.client
+
+    def close(self) -> None:
+        """Close the client and the local cluster started by this executor."""
+        if self._owns_client and self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        self.client = self.cluster = None
+        self._owns_client = self._subscribed = False
+
+    def __enter__(self) -> DaskExecutor:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- Executor interface ---------------------------------------------------------------------
+
+    def start(self, store: Store, memory: dict[str, Any] | None) -> None:
+        super().start(store, None)
+        self._futures: dict[Any, Task] = {}
+        self._batch: list[Task] = []
+        self._started.clear()
+        self._rejected: list[TaskOutcome] = []
+        self._importable: dict[str, str | None] = {}
+        self._offers: dict[str, float] | None = None  # connect on the first miss, not for hits
+
+    @staticmethod
+    def _worker_offers(client: Any) -> dict[str, float]:
+        offers: dict[str, float] = {}
+        for info in client.scheduler_info().get("workers", {}).values():
+            for name, amount in (info.get("resources") or {}).items():
+                offers[name] = max(offers.get(name, 0.0), float(amount))
+        return offers
+
+    def _dask_resources(self, task: Task) -> dict[str, float] | None:
+        wanted = dict(task.resources)
+        if "cpus" not in wanted and "cpus" in self._offers:
+            wanted["cpus"] = 1.0
+        offers = self._offers or {}
+        out = {k: min(float(v), offers[k]) for k, v in wanted.items() if k in offers and v > 0}
+        return out or None
+
+    def submit(self, task: Task) -> None:
+        self._batch.append(task)  # sent together at the next wait(): one message, not one each
+
+    def _flush(self) -> None:
+        if not self._batch:
+            return
+        if self._offers is None:
+            self._offers = self._worker_offers(self.connect())
+        if self.want_starts and not self._subscribed:
+            self.client.subscribe_topic(self._topic, self._on_started)
+            self._subscribed = True
+        topic = self._topic if self.want_starts else ""
+        groups: dict[tuple[tuple[str, float], ...], list[Task]] = {}
+        for task in self._batch:
+            problem = self._import_problem(task)
+            if problem is not None:  # one unloadable task would fail its whole batch
+                self._rejected.append(TaskOutcome(uid=task.uid, record=None, error=problem))
+                continue
+            wanted = self._dask_resources(task) or {}
+            groups.setdefault(tuple(sorted(wanted.items())), []).append(task)
+        self._batch = []
+        location, allow_pickle = self.store.location, self.store.allow_pickle
+        for resources, tasks in groups.items():
+            n = len(tasks)
+            futures = self.client.map(
+                _run_on_worker,
+                tasks,
+                [location] * n,
+                [allow_pickle] * n,
+                [topic] * n,
+                key=[f"physflow-{t.node_id}-{uuid.uuid4().hex[:12]}" for t in tasks],
+                pure=False,
+                resources=dict(resources) or None,
+                retries=0,
+            )
+            self._futures.update(zip(futures, tasks))
+
+    def _import_problem(self, task: Task) -> str | None:
+        """Why workers could not load this task's stage by its import path (None: they can)."""
+        name = task.stage.name
+        if name not in self._importable:
+            from .stage import resolve_stage_path
+
+            try:
+                ok = resolve_stage_path(name) is task.stage
+                self._importable[name] = None if ok else f"{name} names another object"
+            except Exception as exc:
+                self._importable[name] = f"{type(exc).__name__}: {exc}"
+        problem = self._importable[name]
+        if problem is None:
+            return None
+        return (
+            f"StageNotImportable: stage {name} of node '{task.node_id}' cannot be loaded by "
+            f"import path ({problem}); stages must be importable on the workers: define "
+            "them at module level in a module on the workers' PYTHONPATH"
+        )
+
+    def _on_started(self, event: tuple[float, str]) -> None:
+        self._started.append(event[1])  # called in the client's event-loop thread
+
+    def started(self) -> list[str]:
+        out = []
+        while self._started:
+            out.append(self._started.popleft())
+        return out
+
+    def wait(self) -> list[TaskOutcome]:
+        from distributed import wait
+
+        self._flush()
+        if self._rejected:
+            out, self._rejected = self._rejected, []
+            return out
+        if not self._futures:
+            return []
+        futures = list(self._futures)
+        while True:
+            try:  # with progress wanted, wake up now and then to report starts
+                timeout = 0.2 if self.want_starts else None
+                done, _ = wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+                break
+            except TimeoutError:
+                if self._started:
+                    return []
+        out = []
+        for future in done:
+            task = self._futures.pop(future)
+            out.append(self._outcome(future, task))
+        return out
+
+    @staticmethod
+    def _outcome(future: Any, task: Task) -> TaskOutcome:
+        if future.status == "finished":
+            return future.result()
+        try:
+            exc = future.exception()
+        except BaseException as err:  # cancelled futures raise instead of returning
+            exc = err
+        name = type(exc).__name__
+        if name == "KilledWorker":
+            error = (
+                f"WorkerDied: the dask worker running node '{task.node_id}' died (segfault, "
+                f"out-of-memory kill, os._exit): {exc}"
+            )
+        else:
+            error = (
+                f"{name}: {exc} (raised by dask while running node '{task.node_id}'; "
+                "stages must be importable on the workers: define them in a module on "
+                "the workers' PYTHONPATH)"
+            )
+        tb = None
+        if getattr(exc, "__traceback__", None) is not None:
+            import traceback
+
+            tb = "".join(traceback.format_exception(exc))
+        return TaskOutcome(uid=task.uid, record=None, error=error, traceback=tb)
+
+    def shutdown(self, cancel: bool = False) -> None:
+        if cancel and self._futures and self.client is not None:
+            self.client.cancel(list(self._futures))
+        self._futures, self._batch = {}, []
+        if self.close_after_run:
+            self.close()

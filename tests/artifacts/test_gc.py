@@ -1,0 +1,128 @@
+"""stats() and gc(): LRU eviction, kept manifests, dry run, temp leftovers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import physflow as pf
+
+from . import store_stages as S
+
+
+def _run(store, seed, mib=1):
+    p = pf.Pipeline(f"p{seed}")
+    p.add("big", S.big_random, S.BigConfig(seed=seed, mib=mib))
+    p.add("mean", S.mean_of, x="big")
+    res = p.run(store=store)
+    assert res.ok, res.errors
+    return res
+
+
+def _age(store, res, node, seconds):
+    """Make a record look last used ``seconds`` ago (mtime is the LRU clock)."""
+    path = store.action_path(res.outcome.states[node].key)
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def test_stats_counts_by_kind(store):
+    res = _run(store, 1)
+    s = store.stats()
+    assert s.by_kind["objects"].entries == 1
+    assert s.by_kind["objects"].bytes >= 1 << 20
+    assert s.by_kind["actions"].entries == 2
+    assert s.by_kind["manifests"].entries == 1
+    assert s.entries == 4 and s.bytes == sum(k.bytes for k in s.by_kind.values())
+    assert res.manifest_path is not None
+
+
+def test_gc_evicts_least_recently_used_first(store):
+    runs = [_run(store, seed) for seed in range(4)]
+    for i, res in enumerate(runs):  # run 0 oldest ... run 3 newest
+        _age(store, res, "big", 1000 - i * 100)
+        _age(store, res, "mean", 1000 - i * 100)
+    # a hit refreshes run 0: it becomes the most recently used
+    again = _run(store, 0)
+    assert again.hits == ["big", "mean"]
+    size = store.stats().bytes
+    report = store.gc(max_bytes=size - (1 << 20), keep_manifests=None)
+    assert not report.dry_run
+    evicted = {res.digest("big") for res in runs if not store.has_object(res.digest("big"))}
+    assert evicted == {runs[1].digest("big")}  # the least recently used one, only
+    assert report.bytes_after <= size - (1 << 20)
+    assert store.verify().ok
+    assert _run(store, 1).misses[0] == "big"
+
+
+def test_gc_never_deletes_what_kept_manifests_reference(store):
+    old = _run(store, 10)
+    new = _run(store, 11)
+    for res in (old, new):
+        _age(store, res, "big", 5000)
+        _age(store, res, "mean", 5000)
+    # keep only the manifest of `old`: its objects survive even though its records go
+    report = store.gc(older_than=60, keep_manifests=[old.manifest.run_id])
+    assert len(report.removed_actions) == 4
+    assert store.has_object(old.digest("big"))
+    assert not store.has_object(new.digest("big"))
+    assert report.protected_objects == 1
+    np.testing.assert_array_equal(
+        store.get_value(old.entries("big")["value"]),
+        np.random.default_rng(10).standard_normal((1 << 20) // 8),
+    )
+
+
+def test_gc_keeps_newest_manifests_by_count(store):
+    runs = [_run(store, seed) for seed in (20, 21, 22)]
+    for i, res in enumerate(runs):
+        t = time.time() - 1000 + i * 10
+        os.utime(res.manifest_path, (t, t))
+        _age(store, res, "big", 5000)
+        _age(store, res, "mean", 5000)
+    store.gc(older_than=60, keep_manifests=2)
+    kept = [store.has_object(res.digest("big")) for res in runs]
+    assert kept == [False, True, True]
+
+
+def test_gc_dry_run_changes_nothing(store):
+    res = _run(store, 30)
+    _age(store, res, "big", 5000)
+    before = sorted(p for p in store.root.rglob("*"))
+    report = store.gc(older_than=60, keep_manifests=None, dry_run=True)
+    assert report.dry_run and report.removed_actions and report.removed_objects
+    assert sorted(p for p in store.root.rglob("*")) == before
+
+
+def test_gc_removes_leftovers_of_dead_writers_only(store):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    dead_entry = store.tmp_dir / f"{dead_pid}-deadbeef"
+    dead_entry.mkdir()
+    (dead_entry / "c").write_bytes(b"partial")
+    live_entry = store.tmp_dir / f"{os.getpid()}-cafe"
+    live_entry.mkdir()
+    old_entry = store.tmp_dir / f"{os.getpid()}-old.rec"
+    old_entry.write_bytes(b"x")
+    t = time.time() - 7200
+    os.utime(old_entry, (t, t))
+    report = store.gc(keep_manifests=None)
+    assert sorted(report.removed_tmp) == sorted([dead_entry.name, old_entry.name])
+    assert live_entry.exists() and not dead_entry.exists() and not old_entry.exists()
+
+
+def test_gc_removes_orphan_objects_after_grace(store):
+    entry = store.put_value(np.arange(100_000.0))  # an object no record references
+    assert store.gc(keep_manifests=None).removed_objects == []  # within the grace period
+    report = store.gc(keep_manifests=None, tmp_grace_s=0.0)
+    assert report.removed_objects == [entry.digest]
+    assert not store.has_object(entry.digest)
