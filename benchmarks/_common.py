@@ -13,7 +13,9 @@ from typing import Any
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
-def best_of(fn: Callable[[], Any], repeat: int = 3, setup: Callable[[], Any] | None = None) -> float:
+def best_of(
+    fn: Callable[[], Any], repeat: int = 3, setup: Callable[[], Any] | None = None
+) -> float:
     """Minimum wall time of ``fn`` over ``repeat`` runs (each after ``setup``), in seconds."""
     times = []
     for _ in range(repeat):
@@ -30,8 +32,11 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
     payload = {
         "benchmark": name,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "results": results,
     }
     path = RESULTS_DIR / f"{name}.json"

@@ -62,8 +62,11 @@ def bench_physflow(shape: str, n: int, repeat: int) -> dict[str, float]:
         store_holder["store"] = pf.Store(root / f"s{next(counter)}")
 
     store_holder: dict = {}
-    cold = best_of(lambda: pipeline.run(store=store_holder["store"], write_manifest=True),
-                   repeat, setup=fresh_store)
+    cold = best_of(
+        lambda: pipeline.run(store=store_holder["store"], write_manifest=True),
+        repeat,
+        setup=fresh_store,
+    )
     warm_store = pf.Store(root / "warm")
     pipeline.run(store=warm_store)
     warm = best_of(lambda: pipeline.run(store=warm_store), repeat)
@@ -92,8 +95,15 @@ def bench_phys_pipeline(shape: str, n: int, repeat: int) -> dict[str, float] | N
     nodes = [NodeSpec(id="n0", op_name="start", version="1", stage=AddStage(StepConfig(delta=0.0)))]
     for i in range(1, n):
         dep = "n0" if shape == "fanout" else f"n{i - 1}"
-        nodes.append(NodeSpec(id=f"n{i}", deps=[dep], op_name="add", version="1",
-                              stage=AddStage(StepConfig(delta=float(i)))))
+        nodes.append(
+            NodeSpec(
+                id=f"n{i}",
+                deps=[dep],
+                op_name="add",
+                version="1",
+                stage=AddStage(StepConfig(delta=float(i))),
+            )
+        )
     root = Path(tempfile.mkdtemp(prefix="pp-overhead-"))
     counter = iter(range(10**6))
     holder: dict = {}
@@ -127,14 +137,25 @@ def main() -> None:
         theirs = bench_phys_pipeline(shape, args.nodes, args.repeat)
         ours["cold_overhead_us_per_node"] = ours["cold_us_per_node"] - work
         entry = {"physflow": ours, "phys_pipeline": theirs}
-        print(f"{shape:8} {'physflow':15} {ours['cold_us_per_node']:13.1f} {ours['warm_us_per_node']:13.1f}")
+        print(
+            f"{shape:8} {'physflow':15} {ours['cold_us_per_node']:13.1f} "
+            f"{ours['warm_us_per_node']:13.1f}"
+        )
         if theirs:
-            print(f"{shape:8} {'phys-pipeline':15} {theirs['cold_us_per_node']:13.1f} "
-                  f"{theirs['warm_us_per_node']:13.1f}")
-            entry["warm_speedup_vs_phys_pipeline"] = theirs["warm_us_per_node"] / ours["warm_us_per_node"]
-            entry["cold_speedup_vs_phys_pipeline"] = theirs["cold_us_per_node"] / ours["cold_us_per_node"]
-            print(f"{shape:8} ratio: warm {entry['warm_speedup_vs_phys_pipeline']:.1f}x, "
-                  f"cold {entry['cold_speedup_vs_phys_pipeline']:.1f}x faster than phys-pipeline")
+            print(
+                f"{shape:8} {'phys-pipeline':15} {theirs['cold_us_per_node']:13.1f} "
+                f"{theirs['warm_us_per_node']:13.1f}"
+            )
+            entry["warm_speedup_vs_phys_pipeline"] = (
+                theirs["warm_us_per_node"] / ours["warm_us_per_node"]
+            )
+            entry["cold_speedup_vs_phys_pipeline"] = (
+                theirs["cold_us_per_node"] / ours["cold_us_per_node"]
+            )
+            print(
+                f"{shape:8} ratio: warm {entry['warm_speedup_vs_phys_pipeline']:.1f}x, "
+                f"cold {entry['cold_speedup_vs_phys_pipeline']:.1f}x faster than phys-pipeline"
+            )
         results[shape] = entry
     print("targets: warm <= 30 us/node and >= 5x phys-pipeline warm; cold overhead <= 100 us/node")
     print(f"wrote {write_results('overhead', results)}")

@@ -30,7 +30,7 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class Ref:
-    """A reference to a node's output: ``node`` (its only output, or all of them) or ``node.out``."""
+    """A reference to a node's output: ``node`` (its only output, or all) or ``node.out``."""
 
     node: str
     output: str | None = None
@@ -109,7 +109,9 @@ class Pipeline:
                 "with a letter (dots separate node and output in references)."
             )
         if node_id in self.nodes:
-            raise PipelineError(f"node '{node_id}' is already in pipeline '{self.name}'; ids must be unique.")
+            raise PipelineError(
+                f"node '{node_id}' is already in pipeline '{self.name}'; ids must be unique."
+            )
         if not isinstance(stage, Stage):
             raise PipelineError(
                 f"node '{node_id}': {stage!r} is not a physflow stage; decorate the function "
@@ -209,7 +211,9 @@ class Pipeline:
 
     def copy(self) -> Pipeline:
         clone = Pipeline(self.name, self.seed)
-        clone.nodes = {k: Node(n.id, n.stage, n.config, dict(n.inputs)) for k, n in self.nodes.items()}
+        clone.nodes = {
+            k: Node(n.id, n.stage, n.config, dict(n.inputs)) for k, n in self.nodes.items()
+        }
         clone.spec_path, clone.spec_digest = self.spec_path, self.spec_digest
         clone._order = self._order
         return clone

@@ -1,4 +1,4 @@
-"""Applying ``{"node.field": value}`` overrides to a pipeline's configs (CLI --set, scans, harness)."""
+"""Applying ``{"node.field": value}`` overrides to configs (CLI --set, scans, harness)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,9 @@ class PlanNode:
         return f"{seed}:{key[0]}:{key[1]}"
 
 
-def config_digest(config: msgspec.Struct | None, cache: dict[int, tuple[Any, str]] | None = None) -> str:
+def config_digest(
+    config: msgspec.Struct | None, cache: dict[int, tuple[Any, str]] | None = None
+) -> str:
     """Digest of a config, memoised by identity within one planning pass."""
     if cache is not None:
         hit = cache.get(id(config))
@@ -51,8 +53,12 @@ def config_digest(config: msgspec.Struct | None, cache: dict[int, tuple[Any, str
     return d
 
 
-def plan_pipeline(pipeline: Pipeline, prefix: str = "", seed: int | None = None,
-                  cache: dict[int, tuple[Any, str]] | None = None) -> list[PlanNode]:
+def plan_pipeline(
+    pipeline: Pipeline,
+    prefix: str = "",
+    seed: int | None = None,
+    cache: dict[int, tuple[Any, str]] | None = None,
+) -> list[PlanNode]:
     """Plan nodes in topological order; ``prefix`` namespaces uids (used by scans)."""
     order = pipeline.validate()
     run_seed = pipeline.seed if seed is None else seed

@@ -25,4 +25,6 @@ def seed_token(seed: int, node_id: str) -> tuple[int, tuple[int, ...]]:
 
 
 def node_generator(seed: int, node_id: str) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn_key(node_id))))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn_key(node_id)))
+    )

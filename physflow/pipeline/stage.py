@@ -1,7 +1,8 @@
-"""``@physflow.stage``: turns a plain function into a stage with a known signature and fingerprint."""
+"""``@physflow.stage``: a plain function becomes a stage with a known signature and fingerprint."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -108,10 +109,8 @@ def _resolved_hints(func: Callable[..., Any]) -> dict[str, Any]:
         hints = dict(getattr(func, "__annotations__", {}))
         for name, annotation in hints.items():
             if isinstance(annotation, str):
-                try:
-                    hints[name] = eval(annotation, func.__globals__)  # noqa: S307
-                except Exception:
-                    pass
+                with contextlib.suppress(Exception):
+                    hints[name] = eval(annotation, func.__globals__)
         return hints
 
 

@@ -66,25 +66,37 @@ def _stage_from_source(tmp_path, body: str, module: str):
 
 
 def test_source_change_reexecutes_but_formatting_does_not(tmp_path, store):
-    v1 = _stage_from_source(tmp_path, '''
+    v1 = _stage_from_source(
+        tmp_path,
+        """
         import physflow as pf
         @pf.stage(version="1")
         def double(x: float) -> float:
             return x * 2
-    ''', "mod_a")
-    reformatted = _stage_from_source(tmp_path, '''
+    """,
+        "mod_a",
+    )
+    reformatted = _stage_from_source(
+        tmp_path,
+        '''
         import physflow as pf
         @pf.stage(version="1")
         def double(x: float) -> float:
             """Now with a docstring and a comment."""
             return x*2  # same code
-    ''', "mod_a")
-    changed = _stage_from_source(tmp_path, '''
+    ''',
+        "mod_a",
+    )
+    changed = _stage_from_source(
+        tmp_path,
+        """
         import physflow as pf
         @pf.stage(version="1")
         def double(x: float) -> float:
             return x * 3
-    ''', "mod_a")
+    """,
+        "mod_a",
+    )
     assert v1.fingerprint == reformatted.fingerprint
     assert v1.fingerprint != changed.fingerprint
 
@@ -99,8 +111,13 @@ def test_deps_enter_the_fingerprint(tmp_path):
     def work(x: float) -> float:
         return x
 
-    assert pf.stage(deps=[helper_a])(work).fingerprint != pf.stage(deps=[helper_b])(work).fingerprint
-    assert pf.stage(deps=[np.arange(3)])(work).fingerprint != pf.stage(deps=[np.arange(4)])(work).fingerprint
+    assert (
+        pf.stage(deps=[helper_a])(work).fingerprint != pf.stage(deps=[helper_b])(work).fingerprint
+    )
+    assert (
+        pf.stage(deps=[np.arange(3)])(work).fingerprint
+        != pf.stage(deps=[np.arange(4)])(work).fingerprint
+    )
 
 
 def test_renaming_deterministic_node_is_a_hit(store, calls):

@@ -29,13 +29,13 @@ def test_stage_signature_errors():
         def bad_kwonly(x, *, seed):
             return x
 
-    with pytest.raises(pf.StageDefinitionError, match="not annotated with a physflow.Config"):
+    with pytest.raises(pf.StageDefinitionError, match=r"not annotated with a physflow.Config"):
 
         @pf.stage
         def unannotated(cfg, x):
             return x
 
-    with pytest.raises(pf.StageDefinitionError, match="must be the first|not the first"):
+    with pytest.raises(pf.StageDefinitionError, match=r"must be the first|not the first"):
 
         @pf.stage
         def late_config(x, cfg: Level):
@@ -44,7 +44,7 @@ def test_stage_signature_errors():
     with pytest.raises(pf.StageDefinitionError, match="lambdas"):
         pf.stage(lambda x: x)
 
-    with pytest.raises(pf.StageDefinitionError, match="lazy=.*not inputs"):
+    with pytest.raises(pf.StageDefinitionError, match=r"lazy=.*not inputs"):
 
         @pf.stage(lazy=["y"])
         def lazy_typo(x):
@@ -110,7 +110,9 @@ def test_validation_errors():
     p = pf.Pipeline("p")
     p.add("src", source, Level())
     p.add("t", total, x="sorce")
-    with pytest.raises(pf.PipelineError, match=r"node 't'.*unknown node 'sorce'.*Did you mean 'src'"):
+    with pytest.raises(
+        pf.PipelineError, match=r"node 't'.*unknown node 'sorce'.*Did you mean 'src'"
+    ):
         p.validate()
 
     p = pf.Pipeline("p")
@@ -132,7 +134,9 @@ def test_cycle_is_reported_with_its_path():
     p.add("a", scale, Scale(), x="c")
     p.add("b", scale, Scale(), x="a")
     p.add("c", scale, Scale(), x="b")
-    with pytest.raises(pf.PipelineError, match=r"cycle: (a -> c -> b -> a|a -> b -> c -> a|.*->.*->.*->)"):
+    with pytest.raises(
+        pf.PipelineError, match=r"cycle: (a -> c -> b -> a|a -> b -> c -> a|.*->.*->.*->)"
+    ):
         p.validate()
 
 
@@ -154,9 +158,9 @@ def test_overrides_validate_through_config_class():
     p.add("src", source, Level())
     q = p.with_values({"src.value": "2.5"})
     assert q.nodes["src"].config.value == 2.5 and p.nodes["src"].config.value == 1.0
-    with pytest.raises(pf.PipelineError, match="no field 'valu'.*Did you mean 'value'"):
+    with pytest.raises(pf.PipelineError, match=r"no field 'valu'.*Did you mean 'value'"):
         p.with_values({"src.valu": 1})
-    with pytest.raises(pf.PipelineError, match="no node 'sr'.*Did you mean 'src'"):
+    with pytest.raises(pf.PipelineError, match=r"no node 'sr'.*Did you mean 'src'"):
         p.with_values({"sr.value": 1})
-    with pytest.raises(pf.PipelineError, match="src.value"):
+    with pytest.raises(pf.PipelineError, match=r"src.value"):
         p.with_values({"src.value": "abc"})

@@ -61,7 +61,9 @@ def test_different_values_different_digests(a, b):
         if type(x) is not type(y):
             return False
         if isinstance(x, float):
-            return (math.isnan(x) and math.isnan(y)) or (x == y and math.copysign(1, x) == math.copysign(1, y))
+            return (math.isnan(x) and math.isnan(y)) or (
+                x == y and math.copysign(1, x) == math.copysign(1, y)
+            )
         if isinstance(x, list | tuple):
             return len(x) == len(y) and all(same(i, j) for i, j in zip(x, y))
         if isinstance(x, dict):
@@ -90,8 +92,12 @@ def test_dict_order_independent_list_order_dependent():
 
 
 array_strategy = hnp.arrays(
-    dtype=st.one_of(hnp.integer_dtypes(endianness="="), hnp.floating_dtypes(endianness="="),
-                    hnp.complex_number_dtypes(endianness="="), hnp.boolean_dtypes()),
+    dtype=st.one_of(
+        hnp.integer_dtypes(endianness="="),
+        hnp.floating_dtypes(endianness="="),
+        hnp.complex_number_dtypes(endianness="="),
+        hnp.boolean_dtypes(),
+    ),
     shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5),
 )
 
