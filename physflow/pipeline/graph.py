@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from .hashing import digest
 from .stage import Stage
 
 if TYPE_CHECKING:
@@ -50,6 +51,15 @@ class Node:
     stage: Stage
     config: msgspec.Struct | None
     inputs: dict[str, Ref] = field(default_factory=dict)
+    _digest_of: tuple[Any, str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def config_digest(self) -> str:
+        """Digest of the current config, computed once per config object (re-runs are cheap)."""
+        cached = self._digest_of
+        if cached is None or cached[0] is not self.config:
+            cached = self._digest_of = (self.config, digest(self.config))
+        return cached[1]
 
 
 def coerce_config(node_id: str, stage: Stage, config: Any) -> msgspec.Struct | None:

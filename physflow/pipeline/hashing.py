@@ -134,12 +134,12 @@ def digest(value: Any) -> str:
 
 def digest_bytes_of(*parts: bytes | str) -> str:
     """Digest of a sequence of already-canonical parts (used to combine digests into keys)."""
-    hasher = blake3.blake3()
+    chunks: list[bytes] = []
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
-        hasher.update(struct.pack("<Q", len(data)))
-        hasher.update(data)
-    return DIGEST_PREFIX + hasher.hexdigest()
+        chunks.append(len(data).to_bytes(8, "little"))
+        chunks.append(data)
+    return DIGEST_PREFIX + blake3.blake3(b"".join(chunks)).hexdigest()
 
 
 def _str_bytes(buf: bytearray, tag: bytes, data: bytes) -> None:

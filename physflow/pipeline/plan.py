@@ -57,12 +57,10 @@ def plan_pipeline(
     pipeline: Pipeline,
     prefix: str = "",
     seed: int | None = None,
-    cache: dict[int, tuple[Any, str]] | None = None,
 ) -> list[PlanNode]:
     """Plan nodes in topological order; ``prefix`` namespaces uids (used by scans)."""
     order = pipeline.validate()
     run_seed = pipeline.seed if seed is None else seed
-    cache = {} if cache is None else cache
     nodes = []
     for node_id in order:
         node = pipeline.nodes[node_id]
@@ -72,7 +70,7 @@ def plan_pipeline(
                 node_id=node_id,
                 stage=node.stage,
                 config=node.config,
-                config_digest=config_digest(node.config, cache),
+                config_digest=node.config_digest,
                 inputs={k: InputRef(prefix + r.node, r.output) for k, r in node.inputs.items()},
                 seed=run_seed,
             )
