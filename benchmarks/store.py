@@ -31,6 +31,11 @@ import numpy as np
 
 import physflow as pf
 
+try:
+    import benchmarks._common  # noqa: F401  (scratch directory beside the project)
+except ImportError:
+    import _common  # noqa: F401
+
 MiB = 1 << 20
 
 

@@ -5,7 +5,8 @@
   ``quarantine/``; bad records (undecodable, or referencing missing/bad objects) are deleted, so
   the next run recomputes them.
 - :func:`gc` removes abandoned temp entries (writer dead, or older than a grace period), then
-  evicts records least-recently-used first (``touch_action`` bumps a record on every hit) with the
+  evicts records least-recently-used first (a record's last use is the newest run manifest that
+  lists its key, or its write time; runs without a manifest bump it with ``touch_action``) with the
   objects that only they reference, until the store fits ``max_bytes`` and no record is older
   than ``older_than``; objects referenced by kept manifests are never deleted.
 """
@@ -331,6 +332,27 @@ def kept_manifest_objects(store: Store, keep: int | Iterable[str] | None) -> set
     return protected
 
 
+def last_use_from_manifests(store: Store) -> dict[str, float]:
+    """key hex -> when a run (or scan) that used it finished, from every manifest in the store.
+
+    Hits are recorded in manifests, so the hot path of a cached run need not touch each record.
+    """
+    last: dict[str, float] = {}
+    for name in store.manifest_names():
+        try:
+            doc = msgspec.json.decode(store.backend.read(f"manifests/{name}"))
+        except (FileNotFoundError, msgspec.DecodeError):
+            continue
+        when = doc.get("finished") or doc.get("started") or 0.0
+        for node in doc.get("nodes", []):
+            key = node.get("key")
+            if key:
+                h = key[len(DIGEST_PREFIX) :] if key.startswith(DIGEST_PREFIX) else key
+                if when > last.get(h, 0.0):
+                    last[h] = when
+    return last
+
+
 def gc(
     store: Store,
     *,
@@ -391,8 +413,10 @@ def gc(
         if not dry_run:
             backend.unpublish(store.object_rel(d))
 
-    for h, (size, mtime) in sorted(actions.items(), key=lambda item: item[1][1]):
-        too_old = older_than is not None and now - mtime > older_than
+    used = last_use_from_manifests(store)
+    recency = {h: max(mtime, used.get(h, 0.0)) for h, (_size, mtime) in actions.items()}
+    for h, (size, _mtime) in sorted(actions.items(), key=lambda item: recency[item[0]]):
+        too_old = older_than is not None and now - recency[h] > older_than
         too_big = max_bytes is not None and total > max_bytes
         if not (too_old or too_big):
             if older_than is None:

@@ -117,6 +117,7 @@ class Store:
         # plain string prefixes: the warm cache-hit path is two string joins and one syscall each
         self._objects_prefix = self.backend.abspath("objects/")
         self._actions_prefix = self.backend.abspath("actions/")
+        self._known_dirs: set[str] = set()  # action prefix dirs known to exist
 
     @property
     def location(self) -> str:
@@ -186,15 +187,26 @@ class Store:
         if not self._local:
             self.backend.write_atomic(self.action_rel(record.key), data)
             return
-        final = self.action_path(record.key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.tmp_dir / tmp_name(".rec")
+        h = _hex(record.key)
+        parent = f"{self._actions_prefix}{h[:2]}"
+        tmp = f"{self.tmp_dir}/{tmp_name('.rec')}"
         try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, final)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            if parent not in self._known_dirs:
+                os.makedirs(parent, exist_ok=True)
+                self._known_dirs.add(parent)
+            try:
+                os.replace(tmp, f"{parent}/{h}")
+            except FileNotFoundError:  # the prefix dir was removed since we saw it
+                os.makedirs(parent, exist_ok=True)
+                os.replace(tmp, f"{parent}/{h}")
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
 
     def touch_action(self, key: str) -> None:

@@ -4,7 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .hashing import digest_bytes_of
+import blake3
+
+from .hashing import DIGEST_PREFIX, digest_bytes_of
+
+
+def _framed(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(8, "little") + data
+
+
+def key_prefix(fingerprint: str, config_digest: str) -> bytes:
+    """The part of a key that does not depend on inputs (computed once per planned node)."""
+    return _framed("physflow.key.v1") + _framed(fingerprint) + _framed(config_digest)
+
+
+def cache_key_with_prefix(
+    prefix: bytes, input_digests: Mapping[str, str], seed_token: str | None
+) -> str:
+    """Same value as :func:`cache_key`; the hot path of every cached run."""
+    parts = [prefix]
+    for name in sorted(input_digests):
+        parts.append(_framed(name))
+        parts.append(_framed(input_digests[name]))
+    parts.append(_framed(seed_token or "no-rng"))
+    return DIGEST_PREFIX + blake3.blake3(b"".join(parts)).hexdigest()
 
 
 def cache_key(
@@ -14,12 +38,7 @@ def cache_key(
     seed_token: str | None,
 ) -> str:
     """The node id is deliberately absent: identical work under another name is shared."""
-    parts = ["physflow.key.v1", fingerprint, config_digest]
-    for name in sorted(input_digests):
-        parts.append(name)
-        parts.append(input_digests[name])
-    parts.append(seed_token or "no-rng")
-    return digest_bytes_of(*parts)
+    return cache_key_with_prefix(key_prefix(fingerprint, config_digest), input_digests, seed_token)
 
 
 def combined_outputs_digest(digests: Mapping[str, str]) -> str:

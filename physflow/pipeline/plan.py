@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from .hashing import digest
+from .keys import key_prefix
 from .rng import seed_token
 from .stage import Stage
 
@@ -31,12 +33,16 @@ class PlanNode:
     inputs: dict[str, InputRef]
     seed: int
 
-    @property
+    @functools.cached_property
     def seed_token(self) -> str | None:
         if not self.stage.uses_rng:
             return None
         seed, key = seed_token(self.seed, self.node_id)
         return f"{seed}:{key[0]}:{key[1]}"
+
+    @functools.cached_property
+    def key_prefix(self) -> bytes:
+        return key_prefix(self.stage.fingerprint, self.config_digest)
 
 
 def config_digest(

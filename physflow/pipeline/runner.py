@@ -22,7 +22,7 @@ from ..artifacts.store import Store, open_store
 from .events import NodeEvent, ProgressCallback
 from .execute import Task, TaskInput, TaskOutcome
 from .executors import Executor, make_executor
-from .keys import cache_key, combined_outputs_digest
+from .keys import cache_key_with_prefix, combined_outputs_digest
 from .plan import PlanNode, plan_pipeline
 from .stage import SINGLE_OUTPUT
 
@@ -61,19 +61,33 @@ class RunOutcome:
     memory: dict[str, Any]
 
 
-def _input_token(
-    state: NodeState, ref_output: str | None, upstream: PlanNode
-) -> tuple[str, TaskInput]:
+def _input_token(state: NodeState, ref_output: str | None, upstream: PlanNode) -> str:
+    """The digest by which an input enters the key."""
     outputs = state.outputs or {}
     if ref_output is None:
         if upstream.stage.outputs is None:
-            entry = outputs[SINGLE_OUTPUT]
-            return entry.digest, TaskInput(entry=entry)
-        return combined_outputs_digest({k: e.digest for k, e in outputs.items()}), TaskInput(
-            entries=dict(outputs)
-        )
-    entry = outputs[ref_output]
-    return entry.digest, TaskInput(entry=entry)
+            return outputs[SINGLE_OUTPUT].digest
+        return combined_outputs_digest({k: e.digest for k, e in outputs.items()})
+    return outputs[ref_output].digest
+
+
+def _task_input(state: NodeState, ref_output: str | None, upstream: PlanNode) -> TaskInput:
+    """How a task finds an input's value (built only for misses)."""
+    outputs = state.outputs or {}
+    if ref_output is None:
+        if upstream.stage.outputs is None:
+            return TaskInput(entry=outputs[SINGLE_OUTPUT])
+        return TaskInput(entries=dict(outputs))
+    return TaskInput(entry=outputs[ref_output])
+
+
+def _record_objects(record: ActionRecord) -> tuple[str, ...]:
+    """Objects a record references (empty, cheaply, for records of inline values)."""
+    found: tuple[str, ...] = ()
+    for entry in record.outputs.values():
+        if entry.objects:
+            found += entry.objects
+    return found
 
 
 def execute_plan(
@@ -85,13 +99,16 @@ def execute_plan(
     progress: ProgressCallback | None = None,
     keep_in_memory: bool = False,
     order_seed: int | None = None,
+    touch_hits: bool = False,
 ) -> RunOutcome:
     """Run a plan to completion. Never raises for stage failures; KeyboardInterrupt is caught,
     running work is cancelled and the outcome is marked interrupted.
 
     ``order_seed`` shuffles the order in which ready nodes are planned and submitted (a test hook:
     results must not depend on scheduling order). A task failing on a corrupt input object gets
-    the object quarantined and its producer recomputed, then runs again.
+    the object quarantined and its producer recomputed, then runs again. ``touch_hits`` bumps
+    each hit record's time for gc's LRU order; runs that write a manifest need not (gc reads
+    last use from manifests), which keeps a syscall off the hot path.
     """
     nodes = {n.uid: n for n in plan}
     total = len(nodes)
@@ -175,7 +192,6 @@ def execute_plan(
     def schedule(uid: str) -> None:
         node = nodes[uid]
         state = states[uid]
-        inputs: dict[str, TaskInput] = {}
         for name, ref in node.inputs.items():
             up_state = states[ref.uid]
             if up_state.status in ("failed", "skipped", "cancelled"):
@@ -183,16 +199,13 @@ def execute_plan(
                 event("skipped", uid, error=state.error)
                 finish(uid, "cancelled" if stop else "skipped")
                 return
-            token, task_input = _input_token(up_state, ref.output, nodes[ref.uid])
-            state.input_digests[name] = token
-            inputs[name] = task_input
-        key = cache_key(
-            node.stage.fingerprint, node.config_digest, state.input_digests, node.seed_token
-        )
+            state.input_digests[name] = _input_token(up_state, ref.output, nodes[ref.uid])
+        key = cache_key_with_prefix(node.key_prefix, state.input_digests, node.seed_token)
         state.key = key
         record = store.get_action(key)
-        if record is not None and store.has_objects(tuple(record.object_digests)):
-            store.touch_action(key)
+        if record is not None and store.has_objects(_record_objects(record)):
+            if touch_hits:
+                store.touch_action(key)
             event("hit", uid)
             accept(uid, record, None, "hit")
             return
@@ -205,6 +218,10 @@ def execute_plan(
             finish(uid, "cancelled")
             return
         inflight_keys[key] = redo_waiters.pop(uid, [])
+        inputs = {
+            name: _task_input(states[ref.uid], ref.output, nodes[ref.uid])
+            for name, ref in node.inputs.items()
+        }
         pending_tasks.append(
             Task(
                 uid,
@@ -475,6 +492,7 @@ def run_pipeline(
         progress=progress,
         keep_in_memory=False,
         order_seed=order_seed,
+        touch_hits=not write_manifest,
     )
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     manifest = build_run_manifest(pipeline, store, outcome, run_id, overrides or {})

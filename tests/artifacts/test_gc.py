@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -24,10 +25,16 @@ def _run(store, seed, mib=1):
 
 
 def _age(store, res, node, seconds):
-    """Make a record look last used ``seconds`` ago (mtime is the LRU clock)."""
+    """Make a record look last used ``seconds`` ago: the LRU clock is the newer of the record's
+    mtime and the finish time of the newest manifest listing its key."""
     path = store.action_path(res.outcome.states[node].key)
     t = time.time() - seconds
     os.utime(path, (t, t))
+    manifest = json.loads(open(res.manifest_path).read())
+    manifest["started"] = manifest["finished"] = t
+    with open(res.manifest_path, "w") as fh:
+        json.dump(manifest, fh)
+    os.utime(res.manifest_path, (t, t))
 
 
 def test_stats_counts_by_kind(store):
