@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -30,7 +31,7 @@ def _age(store, res, node, seconds):
     path = store.action_path(res.outcome.states[node].key)
     t = time.time() - seconds
     os.utime(path, (t, t))
-    manifest = json.loads(open(res.manifest_path).read())
+    manifest = json.loads(Path(res.manifest_path).read_text())
     manifest["started"] = manifest["finished"] = t
     with open(res.manifest_path, "w") as fh:
         json.dump(manifest, fh)
