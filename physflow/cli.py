@@ -196,8 +196,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     for uid, error in result.errors.items():
         print(f"  FAILED {uid}: {error}", file=sys.stderr)
+    for line in sink_metric_lines(pipeline, m):
+        print(line)
     print(f"manifest: {result.manifest_path}")
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def sink_metric_lines(pipeline: Any, manifest: Any) -> list[str]:
+    """``node.metric = value`` for the numeric results of the nodes nothing depends on."""
+    used = {ref.node for node in pipeline.nodes.values() for ref in node.inputs.values()}
+    lines = []
+    for record in manifest.nodes:
+        if record.id in used:
+            continue
+        for name, value in (record.metrics or {}).items():
+            label = record.id if name == "value" else f"{record.id}.{name}"
+            lines.append(f"  {label} = {value:.6g}")
+    return lines
 
 
 # -- scan ------------------------------------------------------------------------------------------

@@ -62,6 +62,13 @@ def test_run_rerun_set_and_show(tmp_path):
     power = next(n for n in m3["nodes"] if n["id"] == "power")
     # mean power of a unit sinusoid plus white noise: 1/2 + sigma^2
     assert power["outputs"]["value"]["value"] == pytest.approx(0.5 + 0.25, rel=0.05)
+    # the run prints the sink's result, the same number as in the manifest
+    printed = next(
+        line for line in changed.stdout.splitlines() if line.strip().startswith("power =")
+    )
+    assert float(printed.split("=")[1]) == pytest.approx(
+        power["outputs"]["value"]["value"], rel=1e-5
+    )
 
     seeded = physflow("run", str(DEMO), "--seed", "7", "--store", str(store))
     assert "1 hits, 2 misses" in seeded.stdout  # the tone has no rng: still a hit
