@@ -76,11 +76,20 @@ def dependency_token(dep: Any) -> str:
     return "value:" + digest(dep)
 
 
-def stage_fingerprint(qualified_name: str, version: str, func: Any, deps: tuple) -> str:
+def stage_fingerprint(
+    qualified_name: str,
+    version: str,
+    func: Any,
+    deps: tuple,
+    outputs: tuple[str, ...] | None = None,
+) -> str:
+    """Decorator arguments that shape results (``outputs``) count; the decorator's source does
+    not (it is stripped), so they are added explicitly."""
     return digest_bytes_of(
         "physflow.stage.v1",
         qualified_name,
         version,
         normalised_source(func),
+        "outputs:" + ("-" if outputs is None else ",".join(outputs)),
         *(dependency_token(dep) for dep in deps),
     )

@@ -54,7 +54,9 @@ class Stage:
     def __post_init__(self) -> None:
         # Computed now, from the source as imported, not as it may be edited later.
         if not self.fingerprint:
-            self.fingerprint = stage_fingerprint(self.name, self.version, self.func, self.deps)
+            self.fingerprint = stage_fingerprint(
+                self.name, self.version, self.func, self.deps, self.outputs
+            )
 
     @property
     def input_names(self) -> tuple[str, ...]:

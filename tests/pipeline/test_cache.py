@@ -101,6 +101,17 @@ def test_source_change_reexecutes_but_formatting_does_not(tmp_path, store):
     assert v1.fingerprint != changed.fingerprint
 
 
+def test_declared_outputs_enter_the_fingerprint():
+    def work(x: float) -> dict:
+        return {"a": x, "b": x}
+
+    assert (
+        pf.stage(outputs=["a", "b"])(work).fingerprint
+        != pf.stage(outputs=["a", "c"])(work).fingerprint
+    )
+    assert pf.stage(outputs=["a", "b"])(work).fingerprint != pf.stage(work).fingerprint
+
+
 def test_deps_enter_the_fingerprint(tmp_path):
     def helper_a(x):
         return x + 1
