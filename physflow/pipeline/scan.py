@@ -381,7 +381,14 @@ def run_scan(
         store = open_store(store)
         runner = make_executor(executor, workers)
     # stage code may run in this process: the collector stays on while it does
-    outcome = execute_plan(splan.nodes, store, runner, fail_fast=fail_fast, progress=progress)
+    outcome = execute_plan(
+        splan.nodes,
+        store,
+        runner,
+        fail_fast=fail_fast,
+        progress=progress,
+        touch_hits=not write_manifest,
+    )
     with _no_gc_pauses():
         records = []
         for p, uids in enumerate(splan.point_uids):
