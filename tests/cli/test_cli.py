@@ -238,3 +238,18 @@ def test_scan_then_show(tmp_path):
     assert sigmas == [0.01, 0.1, 0.3, 1.0]
     for sigma, p in zip(sigmas, powers):
         assert p == pytest.approx(0.5 + sigma**2, rel=0.06)
+
+
+def test_output_into_a_closed_pipe_is_quiet():
+    """`physflow stages | head -0`: the reader leaves early; no error, no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "physflow.cli", "stages"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first write (the CLI is still importing)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "BrokenPipe" not in err and "Traceback" not in err
