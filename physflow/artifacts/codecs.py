@@ -82,7 +82,7 @@ def find_codec(value: Any) -> Codec | None:
     _ensure_builtin()
     if type(value) in (np.ndarray, np.memmap):  # subclasses (masked arrays...) would lose data
         return _CODECS["array"]
-    if isinstance(value, bytes | bytearray):
+    if type(value) is bytes:  # bytearray / subclasses would come back as plain bytes
         return _CODECS["blob"]
     module = type(value).__module__.split(".")[0]
     name = _BY_MODULE.get(module)
@@ -219,9 +219,7 @@ def _decode_pickle(store: Store, ref: list, lazy: bool = False) -> Any:
 
 
 register_codec(Codec("array", lambda v: isinstance(v, np.ndarray), _encode_array, _decode_array))
-register_codec(
-    Codec("blob", lambda v: isinstance(v, bytes | bytearray), _encode_blob, _decode_blob)
-)
+register_codec(Codec("blob", lambda v: type(v) is bytes, _encode_blob, _decode_blob))
 register_codec(
     Codec("pickle", lambda v: True, lambda *a: pickle_value(a[0], a[1], a[2]), _decode_pickle)
 )

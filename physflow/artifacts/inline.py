@@ -68,7 +68,8 @@ def to_tree(value: Any, store_leaf: StoreLeaf) -> Any:
         return ["S", _path(t), fields]
     if isinstance(value, enum.Enum):
         return ["E", _path(t), to_tree(value.value, store_leaf)]
-    if isinstance(value, np.generic) and not value.dtype.hasobject:
+    if isinstance(value, np.generic) and _inline_dtype(value.dtype):
+        # (a structured scalar's dtype.str is "|V<n>": its fields would be lost, so refused)
         return ["g", value.dtype.str, np.asarray(value).tobytes()]
     if t is np.ndarray and value.nbytes <= INLINE_MAX_BYTES and _inline_dtype(value.dtype):
         return ["a", value.dtype.str, list(value.shape), np.ascontiguousarray(value).tobytes()]
@@ -110,7 +111,12 @@ def from_tree(tree: list, load_leaf: LoadLeaf) -> Any:
         return {from_tree(k, load_leaf): from_tree(v, load_leaf) for k, v in tree[1]}
     if tag == "S":
         cls = _import(tree[1])
-        return cls(**{k: from_tree(v, load_leaf) for k, v in tree[2].items()})
+        fields = {k: from_tree(v, load_leaf) for k, v in tree[2].items()}
+        value = cls(**fields)
+        # The stored fields, not what a __post_init__ makes of them (it ran when first built).
+        for name, field_value in fields.items():
+            msgspec.structs.force_setattr(value, name, field_value)
+        return value
     if tag == "E":
         return _import(tree[1])(from_tree(tree[2], load_leaf))
     if tag == "g":

@@ -177,9 +177,11 @@ class Store:
         except FileNotFoundError:
             return None
         try:
-            return RECORD_DECODER.decode(data)
+            record = RECORD_DECODER.decode(data)
         except msgspec.DecodeError:
             return None
+        # A record under another key's name (copied, misplaced) is not this key's result.
+        return record if record.key == key else None
 
     def put_action(self, record: ActionRecord) -> None:
         """Write a record (after its objects exist) atomically."""
@@ -318,8 +320,12 @@ class Store:
             compress=self.compress if compress is None else compress, allow_pickle=allow_pickle
         )
         memo: dict[int, bytes] = {}  # id(array) -> blake3 of its bytes, hashed while writing
+        # Keeps every leaf alive until the digest is taken: a temporary (a tensor's host array)
+        # freed early would let another array reuse its id and be digested by its hash.
+        alive: list[Any] = []
 
         def store_leaf(leaf: Any) -> list | None:
+            alive.append(leaf)
             codec = find_codec(leaf)
             if codec is None:
                 if allow_pickle:

@@ -25,7 +25,7 @@ _UINT_OF_WIDTH = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 def _torch_host(value: Any) -> tuple[np.ndarray, str]:
     import torch
 
-    t = value.detach()
+    t = value.detach().resolve_conj().resolve_neg()  # lazy conj/neg bits: numpy() refuses
     if t.device.type != "cpu":
         t = t.cpu()
     dtype = str(t.dtype).removeprefix("torch.")
@@ -47,7 +47,8 @@ def _torch_restore(host: np.ndarray, meta: dict) -> Any:
 def _is_torch(value: Any) -> bool:
     import torch
 
-    return isinstance(value, torch.Tensor)
+    # exact type: a subclass (nn.Parameter...) would come back as a plain Tensor
+    return type(value) is torch.Tensor
 
 
 # -- jax -----------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@
   most of ``meta``). Attributes without a physflow codec are refused with a clear error.
   Downstream interop stages rebuild the State with :meth:`StoredState.to_state`; a plain value
   (e.g. a numpy array from a native stage) entering ``state`` becomes ``SimpleState(payload=...)``.
-- **Code.** The stage's class source is part of the fingerprint (plus ``version`` and ``deps``).
+- **Code.** The stage's class source and its pydantic config class source (validators can
+  transform values) are part of the fingerprint (plus ``version`` and ``deps``).
 - **Executors.** Serial and threads always. For processes/dask, bind the stage to a module
   attribute and pass its path as ``name``
   (``gain = from_phys_pipeline(GainStage(cfg), name="mypkg.mod:gain")``) so workers import it.
@@ -256,7 +257,9 @@ def from_phys_pipeline(
 
     qualified = name or f"phys_pipeline:{stage_cls.__module__}.{stage_cls.__qualname__}"
     ver = str(version if version is not None else getattr(stage_instance, "version", "v1"))
-    dep_list = [*_class_source_dep(stage_cls), *deps, {"instance": _instance_state(stage_instance)}]
+    # The pydantic config class counts too: its validators can transform field values.
+    dep_list = [*_class_source_dep(stage_cls), *_class_source_dep(type(model)), *deps]
+    dep_list.append({"instance": _instance_state(stage_instance)})
     if policy is not None:
         dep_list.append({"policy": dict(policy)})
     if initial_state is not None and not callable(initial_state):

@@ -7,7 +7,9 @@ record back.
 
 from __future__ import annotations
 
+import copy
 import ctypes
+import enum
 import time
 import traceback
 import warnings
@@ -70,9 +72,52 @@ _warned_global_rng: set[str] = set()
 
 
 def _load(store: Store, entry: OutputEntry, memory: Mapping[str, Any] | None) -> Any:
+    """An input value, read-only wherever it holds arrays, whichever executor runs the stage:
+    in-memory values are shared with other consumers, and the same stage must behave alike on
+    every executor (a stage that modifies its input fails everywhere, with a hint)."""
     if memory is not None and entry.digest in memory:
-        return memory[entry.digest]
-    return store.get_value(entry)
+        shared = _read_only(memory[entry.digest])
+        if shared is not _MUTABLE:
+            return shared
+    value = store.get_value(entry)
+    shared = _read_only(value)
+    return value if shared is _MUTABLE else shared
+
+
+_MUTABLE = object()
+_IMMUTABLE_LEAVES = (type(None), bool, int, float, complex, str, bytes, np.generic, enum.Enum)
+
+
+def _read_only(value: Any) -> Any:
+    """``value`` as consumers may share it: arrays as read-only views (no copy), containers
+    rebuilt around them; ``_MUTABLE`` when it holds anything else a consumer could change in
+    place (the consumer then gets its own copy from the store). Without this, a stage doing
+    ``x *= 2`` on its input would change what other consumers of the same value compute --
+    and cache."""
+    t = type(value)
+    if t is np.ndarray or t is np.memmap:
+        if value.dtype.hasobject:
+            return _MUTABLE
+        view = value.view()
+        view.flags.writeable = False
+        return view
+    if isinstance(value, _IMMUTABLE_LEAVES):
+        return value
+    if t is tuple or t is list:
+        items = [_read_only(v) for v in value]
+        return _MUTABLE if any(v is _MUTABLE for v in items) else t(items)
+    if t is dict:
+        pairs = [(k, _read_only(v)) for k, v in value.items()]
+        return _MUTABLE if any(v is _MUTABLE for _, v in pairs) else dict(pairs)
+    if isinstance(value, msgspec.Struct):
+        fields = {f: _read_only(getattr(value, f)) for f in t.__struct_fields__}
+        if any(v is _MUTABLE for v in fields.values()):
+            return _MUTABLE
+        shared = copy.copy(value)  # a shallow copy: no __init__ / __post_init__ re-run
+        for name, field_value in fields.items():
+            msgspec.structs.force_setattr(shared, name, field_value)
+        return shared
+    return _MUTABLE
 
 
 def load_inputs(task: Task, store: Store, memory: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -265,6 +310,11 @@ def run_task(
             if last_error is not None:
                 retry_errors.append(last_error)
             last_error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, ValueError) and "read-only" in str(exc):
+                last_error += (
+                    " (stage inputs are shared and read-only: copy before modifying in place, "
+                    "e.g. 'x = x.copy()')"
+                )
             last_tb = traceback.format_exc()
     return TaskOutcome(
         uid=task.uid,

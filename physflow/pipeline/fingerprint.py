@@ -14,7 +14,7 @@ import textwrap
 import types
 from typing import Any
 
-from .hashing import digest, digest_bytes_of
+from .hashing import UnhashableValueError, digest, digest_bytes_of
 
 
 def _strip_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
@@ -52,18 +52,32 @@ def normalised_source(obj: Any) -> str:
         code = getattr(obj, "__code__", None)
         if code is None:
             raise
-        return "code:" + digest(_code_token(code))
+        defaults = (getattr(obj, "__defaults__", None), getattr(obj, "__kwdefaults__", None))
+        return "code:" + digest((_code_token(code), _const_token(defaults)))
     tree = _Normaliser().visit(tree)
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
 
 def _code_token(code: types.CodeType) -> tuple:
-    consts = tuple(
-        _code_token(c) if isinstance(c, types.CodeType) else c
-        for c in code.co_consts
-        if isinstance(c, types.CodeType | str | bytes | int | float | complex | bool | type(None))
-    )
+    consts = tuple(_const_token(c) for c in code.co_consts)
     return (code.co_code, consts, code.co_names, code.co_varnames)
+
+
+def _const_token(c: Any) -> Any:
+    """Every constant counts (folded tuples and frozensets too: ``x + (1, 2)``); values without
+    a digest rule count by type and repr (a needless miss at worst, never a false hit)."""
+    if isinstance(c, types.CodeType):
+        return _code_token(c)
+    if type(c) is tuple:
+        return ("tuple", tuple(_const_token(x) for x in c))
+    if type(c) is frozenset:
+        return ("frozenset", tuple(sorted(digest(_const_token(x)) for x in c)))
+    if type(c) is dict:
+        return ("dict", {k: _const_token(v) for k, v in c.items()})
+    try:
+        return ("value", digest(c))
+    except UnhashableValueError:
+        return ("repr", type(c).__qualname__, repr(c))
 
 
 def dependency_token(dep: Any) -> str:

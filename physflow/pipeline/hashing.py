@@ -8,6 +8,7 @@ cache hits, the worst bug a cache can have.
 
 from __future__ import annotations
 
+import collections
 import enum
 import math
 import struct
@@ -52,16 +53,38 @@ def _find_rule(cls: type) -> Rule | None:
     except KeyError:
         pass
     rule = _RULES.get(cls)
+    if rule is None and issubclass(cls, enum.Enum):
+        rule = _enum  # before a mixin base (IntEnum is an int): the enum class must count
+    elif rule is None and issubclass(cls, np.generic):
+        rule = _np_scalar  # np.str_ is a str, np.float64 a float: dtype must count
+    elif rule is None and issubclass(cls, np.ndarray) and issubclass(cls, np.ma.MaskedArray):
+        rule = _masked_array
     if rule is None:
         for base in cls.__mro__[1:]:
             if base in _RULES and base is not object:
                 rule = _RULES[base]
+                if base in _EXACT_BASES and cls not in _SAME_AS_BASE:
+                    rule = _subclass_rule(cls, rule)
                 break
     if rule is None and hasattr(cls, _PROTOCOL_METHOD):
         rule = _protocol_rule
     if rule is None:
         rule = _lazy_rule(cls)
     _LOOKUP_CACHE[cls] = rule
+    return rule
+
+
+def _subclass_rule(cls: type, base_rule: Rule) -> Rule:
+    """A subclass of a builtin type (namedtuple, str subclass, np.matrix...) is not its base:
+    the class and any instance attributes count, so it never shares a digest with the base."""
+    name = _qualified(cls)
+
+    def rule(buf: bytearray, value: Any, feeder: _Feeder) -> None:
+        _str_bytes(buf, b"C", name)
+        attrs = getattr(value, "__dict__", None)
+        feeder.feed(dict(attrs) if attrs else None)
+        base_rule(buf, value, feeder)
+
     return rule
 
 
@@ -201,6 +224,7 @@ def _bytes(buf: bytearray, value: bytes, feeder: _Feeder) -> None:
 
 @register_digest_rule(bytearray)
 def _bytearray(buf: bytearray, value: bytearray, feeder: _Feeder) -> None:
+    buf += b"B"  # mutable: not the same value as bytes, which it would come back as
     _bytes(buf, bytes(value), feeder)
 
 
@@ -255,6 +279,32 @@ def _qualified(cls: type) -> bytes:
     return f"{cls.__module__}:{cls.__qualname__}".encode()
 
 
+@register_digest_rule(collections.OrderedDict)
+def _ordered_dict(buf: bytearray, value: collections.OrderedDict, feeder: _Feeder) -> None:
+    # Order matters to OrderedDict equality, so it matters to the digest.
+    _str_bytes(buf, b"C", _qualified(type(value)))
+    feeder.feed(dict(value.__dict__) if getattr(value, "__dict__", None) else None)
+    buf += b"<"
+    buf += struct.pack("<Q", len(value))
+    for key, item in value.items():
+        feeder.feed(key)
+        feeder.feed(item)
+
+
+@register_digest_rule(collections.defaultdict)
+def _default_dict(buf: bytearray, value: collections.defaultdict, feeder: _Feeder) -> None:
+    factory = value.default_factory
+    qualname = getattr(factory, "__qualname__", "<unknown>")
+    if factory is not None and ("<" in qualname or not hasattr(factory, "__module__")):
+        raise UnhashableValueError(
+            f"physflow cannot digest a defaultdict whose default_factory is {factory!r} (no "
+            "stable name); use a named function or class, or convert it to a dict"
+        )
+    _str_bytes(buf, b"C", _qualified(type(value)))
+    _str_bytes(buf, b"D", b"" if factory is None else _qualified(factory))
+    _dict(buf, value, feeder)
+
+
 @register_digest_rule(msgspec.Struct)
 def _struct(buf: bytearray, value: msgspec.Struct, feeder: _Feeder) -> None:
     cls = type(value)
@@ -291,7 +341,15 @@ def dtype_token(dtype: np.dtype) -> bytes:
             "physflow cannot digest numpy arrays of dtype object: their bytes are pointers. "
             "Use a numeric, bool, string or structured dtype."
         )
-    return str(dtype.descr if dtype.fields is not None else dtype.str).encode()
+    if dtype.fields is None:
+        return dtype.str.encode()
+    try:
+        return str(dtype.descr).encode()
+    except ValueError:  # overlapping or out-of-order fields have no descr: spell them out
+        fields = [
+            (n, dtype_token(dtype.fields[n][0]).decode(), dtype.fields[n][1]) for n in dtype.names
+        ]
+        return str(("fields", fields, dtype.itemsize)).encode()
 
 
 def array_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
@@ -340,10 +398,26 @@ def _ndarray(buf: bytearray, value: np.ndarray, feeder: _Feeder) -> None:
     feeder.feed_buffer(array_bytes_view(value))
 
 
+def _masked_array(buf: bytearray, value: np.ma.MaskedArray, feeder: _Feeder) -> None:
+    """Masked arrays: the mask and fill value count (the data alone would be a false hit)."""
+    _str_bytes(buf, b"M", _qualified(type(value)))
+    _ndarray(buf, np.ma.getdata(value), feeder)
+    _ndarray(buf, np.ma.getmaskarray(value), feeder)
+    feeder.feed(np.asarray(value.fill_value)[()])
+
+
 @register_digest_rule(np.generic)
 def _np_scalar(buf: bytearray, value: np.generic, feeder: _Feeder) -> None:
     buf += b"a"
     _ndarray(buf, canonical_nan(np.asarray(value)), feeder)
+
+
+#: Registered builtin types whose subclasses get their class (and attributes) in the digest.
+_EXACT_BASES = frozenset(
+    {int, float, complex, str, bytes, bytearray, tuple, list, dict, set, frozenset, np.ndarray}
+)
+#: Subclasses that are the same value as their base (a memmap is an ndarray on disk).
+_SAME_AS_BASE = frozenset({np.memmap})
 
 
 def hash_array_bytes(data: memoryview | bytes) -> bytes:

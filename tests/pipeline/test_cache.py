@@ -228,3 +228,22 @@ def test_failed_node_records_nothing_and_rerun_resumes(store, calls, tmp_path):
     res2 = p.run(store=store)
     assert res2.ok and sorted(res2.misses) == ["after", "f"]
     assert calls["source"] == 0
+
+
+@pf.stage(version="1")
+def doubles_in_place(x: np.ndarray) -> float:
+    x *= 2  # modifies its input: not allowed, inputs are shared
+    return float(x.sum())
+
+
+def test_inputs_are_read_only_on_every_path(store, tmp_path):
+    """Served from memory (same run) or from the store (a later run): same behaviour."""
+    p = pf.Pipeline("inplace", seed=0)
+    p.add("src", source, Level(value=1.0))
+    p.add("bad", doubles_in_place, x="src")
+    first = p.run(store=store)  # src computed now: its value reaches 'bad' from memory
+    second = p.run(store=store)  # src is a hit: its value reaches 'bad' from the store
+    for res in (first, second):
+        assert res.failed == ["bad"]
+        assert "read-only" in res.errors["bad"] and "x.copy()" in res.errors["bad"]
+    np.testing.assert_array_equal(second["src"], np.full(1000, 1.0))
