@@ -26,7 +26,7 @@ import msgspec
 from ..pipeline.hashing import DIGEST_PREFIX, array_digest_from_parts, digest
 from .arrays import ArrayReader, Source, array_digest
 from .errors import CorruptObjectError, MissingObjectError, StoreError
-from .records import RECORD_DECODER
+from .records import decode_record
 
 if TYPE_CHECKING:
     from .store import Store
@@ -150,7 +150,7 @@ def verify(store: Store, *, quarantine: bool = True) -> VerifyReport:
         report.records_checked += 1
         problem = None
         try:
-            record = RECORD_DECODER.decode(store.backend.read(store.action_rel(key)))
+            record = decode_record(store.backend.read(store.action_rel(key)))
         except FileNotFoundError:
             continue  # removed concurrently
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -183,7 +183,7 @@ def quarantine(store: Store, d: str) -> int:
     deleted = 0
     for key in list(iter_action_keys(store)):
         try:
-            record = RECORD_DECODER.decode(store.backend.read(store.action_rel(key)))
+            record = decode_record(store.backend.read(store.action_rel(key)))
         except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
             continue
         if d in record.object_digests:
@@ -395,7 +395,7 @@ def gc(
     refcount: dict[str, int] = {}
     for h in actions:
         try:
-            record = RECORD_DECODER.decode(backend.read(f"actions/{h[:2]}/{h}"))
+            record = decode_record(backend.read(f"actions/{h[:2]}/{h}"))
             digests = record.object_digests
         except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
             digests = set()

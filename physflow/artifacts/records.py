@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import blake3
 import msgspec
 
 
@@ -39,5 +40,24 @@ class ActionRecord(msgspec.Struct, frozen=True, omit_defaults=True):
         return {d for entry in self.outputs.values() for d in entry.objects}
 
 
-RECORD_ENCODER = msgspec.msgpack.Encoder()
-RECORD_DECODER = msgspec.msgpack.Decoder(ActionRecord)
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(ActionRecord)
+_CHECK_BYTES = 16
+
+
+def encode_record(record: ActionRecord) -> bytes:
+    """msgpack of the record followed by a blake3 checksum of it.
+
+    Small values live inside records; the checksum makes a damaged record (a flipped bit that
+    still decodes) a miss instead of a wrong value served from the cache.
+    """
+    payload = _ENCODER.encode(record)
+    return payload + blake3.blake3(payload).digest(length=_CHECK_BYTES)
+
+
+def decode_record(data: bytes) -> ActionRecord:
+    """Inverse of :func:`encode_record`; raises ``msgspec.DecodeError`` for damaged records."""
+    payload, check = data[:-_CHECK_BYTES], data[-_CHECK_BYTES:]
+    if len(data) <= _CHECK_BYTES or blake3.blake3(payload).digest(length=_CHECK_BYTES) != check:
+        raise msgspec.DecodeError("action record checksum mismatch (damaged record)")
+    return _DECODER.decode(payload)

@@ -35,7 +35,7 @@ from .backend import FsspecBackend, LocalBackend, Sink, tmp_name
 from .codecs import WriteOptions, codec_named, find_codec, pickle_value, pickled_digest
 from .errors import MissingObjectError, PickleNotAllowedError
 from .inline import UnsupportedValueError, from_tree, to_tree, tree_objects
-from .records import RECORD_DECODER, RECORD_ENCODER, ActionRecord, OutputEntry
+from .records import ActionRecord, OutputEntry, decode_record, encode_record
 
 DEFAULT_STORE_ENV = "PHYSFLOW_STORE"
 DEFAULT_STORE_PATH = ".physflow"
@@ -177,7 +177,7 @@ class Store:
         except FileNotFoundError:
             return None
         try:
-            record = RECORD_DECODER.decode(data)
+            record = decode_record(data)
         except msgspec.DecodeError:
             return None
         # A record under another key's name (copied, misplaced) is not this key's result.
@@ -185,7 +185,7 @@ class Store:
 
     def put_action(self, record: ActionRecord) -> None:
         """Write a record (after its objects exist) atomically."""
-        data = RECORD_ENCODER.encode(record)
+        data = encode_record(record)
         if not self._local:
             self.backend.write_atomic(self.action_rel(record.key), data)
             return

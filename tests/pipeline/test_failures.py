@@ -65,11 +65,11 @@ def cfg(log_dir: Path, name: str, **kw) -> st.LogCfg:
 def store_is_consistent(root: Path) -> None:
     """Every action record references only objects that exist and read back intact."""
     store = pf.Store(root)
-    from physflow.artifacts.records import RECORD_DECODER
+    from physflow.artifacts.records import decode_record
 
     for path in (root / "actions").rglob("*"):
         if path.is_file():
-            record = RECORD_DECODER.decode(path.read_bytes())
+            record = decode_record(path.read_bytes())
             assert store.has_objects(tuple(record.object_digests)), path
             for entry in record.outputs.values():
                 store.get_value(entry)
@@ -324,12 +324,10 @@ def test_sigint_cancels_and_writes_interrupted_manifest(tmp_path, executor, to_g
     assert nodes["quick"] in ("miss", "cancelled")
     store_is_consistent(store)
     # A re-run resumes: the interrupted node was never recorded.
-    from physflow.artifacts.records import RECORD_DECODER
+    from physflow.artifacts.records import decode_record
 
     names = [
-        RECORD_DECODER.decode(p.read_bytes()).node_id
-        for p in (store / "actions").rglob("*")
-        if p.is_file()
+        decode_record(p.read_bytes()).node_id for p in (store / "actions").rglob("*") if p.is_file()
     ]
     assert "slow" not in names
 

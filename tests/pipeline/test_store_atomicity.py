@@ -73,3 +73,27 @@ def test_direct_read_of_corrupted_array_raises(tmp_path):
     chunk.write_bytes(bytes(data))
     with pytest.raises(pf.CorruptObjectError, match=entry.digest):
         store.get_value(entry)
+
+
+def test_damaged_record_that_still_decodes_is_a_miss(tmp_path):
+    """A flipped bit in an inline float keeps the msgpack valid; the checksum catches it."""
+    import struct
+
+    store = pf.Store(tmp_path / "s")
+
+    @pf.stage
+    def third() -> float:
+        return 1 / 3
+
+    p = pf.Pipeline("p")
+    p.add("t", third)
+    first = p.run(store=store)
+    path = store.action_path(first.outcome.states["t"].key)
+    data = bytearray(path.read_bytes())
+    packed = b"\xcb" + struct.pack(">d", 1 / 3)  # msgpack float64
+    at = data.index(packed) + 8
+    data[at] ^= 0x01  # last mantissa byte: still a valid float, a different value
+    path.write_bytes(bytes(data))
+    again = p.run(store=store)
+    assert again.misses == ["t"]
+    assert again["t"] == 1 / 3
