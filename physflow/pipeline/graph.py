@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .hashing import digest
+from .keys import key_prefix
 from .stage import Stage
 
 if TYPE_CHECKING:
@@ -53,12 +54,25 @@ class Node:
     inputs: dict[str, Ref] = field(default_factory=dict)
     _digest_of: tuple[Any, str] | None = field(default=None, repr=False, compare=False)
 
+    _prefix_of: tuple[Any, bytes] | None = field(default=None, repr=False, compare=False)
+
     @property
     def config_digest(self) -> str:
         """Digest of the current config, computed once per config object (re-runs are cheap)."""
         cached = self._digest_of
         if cached is None or cached[0] is not self.config:
             cached = self._digest_of = (self.config, digest(self.config))
+        return cached[1]
+
+    @property
+    def key_prefix(self) -> bytes:
+        """The input-independent part of this node's cache key, cached like the digest."""
+        cached = self._prefix_of
+        if cached is None or cached[0] is not self.config:
+            cached = self._prefix_of = (
+                self.config,
+                key_prefix(self.stage.fingerprint, self.config_digest),
+            )
         return cached[1]
 
 

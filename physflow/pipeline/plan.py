@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -32,17 +31,18 @@ class PlanNode:
     config_digest: str
     inputs: dict[str, InputRef]
     seed: int
+    #: The input-independent part of the cache key (computed here unless the caller has it).
+    key_prefix: bytes = b""
+    #: What identifies the node's random stream; None for stages without ``rng``.
+    seed_token: str | None = field(default=None, init=False)
 
-    @functools.cached_property
-    def seed_token(self) -> str | None:
-        if not self.stage.uses_rng:
-            return None
-        seed, key = seed_token(self.seed, self.node_id)
-        return f"{seed}:{key[0]}:{key[1]}"
-
-    @functools.cached_property
-    def key_prefix(self) -> bytes:
-        return key_prefix(self.stage.fingerprint, self.config_digest)
+    def __post_init__(self) -> None:
+        # plain attributes, not properties: they are read once per node on every cached run
+        if not self.key_prefix:
+            self.key_prefix = key_prefix(self.stage.fingerprint, self.config_digest)
+        if self.stage.uses_rng:
+            seed, key = seed_token(self.seed, self.node_id)
+            self.seed_token = f"{seed}:{key[0]}:{key[1]}"
 
 
 def config_digest(
@@ -79,6 +79,7 @@ def plan_pipeline(
                 config_digest=node.config_digest,
                 inputs={k: InputRef(prefix + r.node, r.output) for k, r in node.inputs.items()},
                 seed=run_seed,
+                key_prefix=node.key_prefix,
             )
         )
     return nodes
