@@ -266,3 +266,17 @@ def test_dask_executor_joins_an_existing_scheduler(tmp_path, dask_executor):
     assert dask_executor.client.status == "running"
     res = st.build_pipeline(seed=3).run(store=tmp_path / "b", executor=dask_executor)
     assert res.ok, res.errors
+
+
+def _malloc_trim_setting() -> str | None:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_local_cluster_neither_leaks_env_nor_sets_malloc_trim(dask_executor):
+    """dask's nannies write their pre-spawn environment into the parent process; physflow's
+    LocalCluster restores it (later process pools would inherit a malloc trim that makes
+    numpy allocation-heavy stages ~1.5x slower) and does not give workers the trim either."""
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+    assert "__DASK_PARENT_PID" not in os.environ
+    on_workers = dask_executor.client.run(_malloc_trim_setting)
+    assert len(on_workers) == 2 and set(on_workers.values()) == {None}
