@@ -83,8 +83,7 @@ def output_metrics(outputs: dict[str, OutputEntry]) -> dict[str, float]:
     return found
 
 
-def _units(stage: Any, output: str) -> str | None:
-    units = getattr(stage, "units", None)
+def _units(units: Any, output: str) -> str | None:
     if isinstance(units, str):
         return units if output == "value" else None
     if isinstance(units, dict):
@@ -108,6 +107,7 @@ def output_info(entry: OutputEntry, units: str | None = None) -> OutputInfo:
 
 def node_record(node: PlanNode, state: NodeState, uid: str | None = None) -> NodeRecord:
     outcome = state.outcome
+    units = getattr(node.stage, "units", None)
     seed = None
     if node.stage.uses_rng:
         from ..pipeline.rng import spawn_key
@@ -122,14 +122,14 @@ def node_record(node: PlanNode, state: NodeState, uid: str | None = None) -> Nod
         fingerprint=node.stage.fingerprint,
         config=config_as_json(node.config),
         config_digest=node.config_digest,
-        inputs=dict(state.input_digests),
+        inputs=state.input_digests,  # the run is over: no copy needed
         input_refs={
             name: ref.uid if ref.output is None else f"{ref.uid}.{ref.output}"
             for name, ref in node.inputs.items()
         },
-        outputs={
-            k: output_info(e, _units(node.stage, k)) for k, e in (state.outputs or {}).items()
-        },
+        outputs={k: output_info(e, _units(units, k)) for k, e in (state.outputs or {}).items()}
+        if units is not None
+        else {k: output_info(e) for k, e in (state.outputs or {}).items()},
         metrics=output_metrics(state.outputs or {}),
         seed=seed,
         started=outcome.started if outcome else None,

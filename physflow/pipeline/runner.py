@@ -35,7 +35,7 @@ class RunFailedError(RuntimeError):
     """Raised by :meth:`RunResult.raise_on_failure` when nodes failed."""
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeState:
     """What the runner learned about one plan node."""
 
