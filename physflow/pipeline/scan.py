@@ -12,19 +12,16 @@ scan resumes where it stopped.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from ..artifacts.inline import INLINE_MAX_BYTES
 from ..artifacts.store import Store, open_store
 from .executors import make_executor
 from .graph import Pipeline, PipelineError, Ref, suggest
-from .overrides import _set_nested, passthrough_hook, split_path
+from .overrides import _set_nested, split_path
 from .plan import InputRef, PlanNode, config_digest
 from .runner import RunOutcome, execute_plan
 from .scan_axes import SEED_AXIS, ScanError, ScanPoints, build_points
@@ -134,27 +131,9 @@ def _no_gc_pauses() -> Iterator[None]:
             gc.enable()
 
 
-@functools.lru_cache(maxsize=512)
-def _field_type(cls: type, name: str) -> Any:
-    for f in msgspec.structs.fields(cls):
-        if f.name == name:
-            return f.type
-    return None
-
-
 def _set_field(config: Any, fields: list[str], value: Any, path: str) -> Any:
-    """``config`` with ``fields`` set to ``value`` (validated); field types are cached because
-    msgspec's lookup costs ~60 us and a scan sets fields once per distinct value."""
-    cls = type(config)
-    if len(fields) == 1 and not isinstance(value, msgspec.Struct):
-        field_type = _field_type(cls, fields[0])
-        if field_type is not None:
-            try:
-                value = msgspec.convert(value, field_type, strict=False, dec_hook=passthrough_hook)
-                return msgspec.structs.replace(config, **{fields[0]: value})
-            except (msgspec.ValidationError, TypeError, ValueError) as exc:
-                raise ScanError(f"scan axis '{path}' = {value!r}: {exc}") from None
-    try:  # nested paths and unknown fields: the general override (with its error messages)
+    """``config`` with ``fields`` set to ``value``, validated like any override."""
+    try:
         return _set_nested(config, fields, value, path)
     except PipelineError as exc:
         raise ScanError(f"scan axis {exc}") from None

@@ -26,22 +26,6 @@ from physflow.pipeline.process_executor import ProcessExecutor  # noqa: E402
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def dask_executor():
-    """One LocalCluster for the module: 2 worker processes with 2 threads (cpus=2) each."""
-    pytest.importorskip("distributed")
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, old) if p)
-    executor = pf.DaskExecutor(workers=2, threads_per_worker=2)
-    executor.connect()
-    yield executor
-    executor.close()
-    if old is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old
-
-
 def all_digests(res) -> dict[str, str]:
     return {uid: res.digest(uid) for uid in res.outcome.states}
 

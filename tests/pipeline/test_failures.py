@@ -30,22 +30,6 @@ pytestmark = pytest.mark.timeout(120)
 LOCAL = ["serial", "threads", "processes"]
 
 
-@pytest.fixture(scope="module")
-def dask_executor():
-    """One LocalCluster for the module: 2 worker processes, 2 threads each."""
-    pytest.importorskip("distributed")
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, old) if p)
-    executor = pf.DaskExecutor(workers=2, threads_per_worker=2)
-    executor.connect()
-    yield executor
-    executor.close()
-    if old is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old
-
-
 @pytest.fixture(params=[*LOCAL, "dask"])
 def executor(request):
     if request.param == "dask":
