@@ -17,7 +17,7 @@ import msgspec
 
 from .environment import capture_environment
 from .schema import SCHEMA_VERSION, Environment, NodeRecord
-from .writer import _ENCODER, node_record
+from .writer import _ENCODER, node_record, status_counts
 
 if TYPE_CHECKING:
     from ..artifacts.store import Store
@@ -157,10 +157,7 @@ def build_scan_manifest(
     sample: dict[str, Any] | None = None,
 ) -> ScanManifest:
     records = [node_record(outcome.nodes[uid], state, uid) for uid, state in outcome.states.items()]
-    counts = {"hit": 0, "miss": 0, "failed": 0, "skipped": 0}
-    for state in outcome.states.values():
-        key = "skipped" if state.status in ("skipped", "cancelled", "pending") else state.status
-        counts[key] = counts.get(key, 0) + 1
+    counts = status_counts(outcome)
     points_failed = sum(1 for p in points if p.status != "ok")
     status = "interrupted" if outcome.interrupted else "failed" if points_failed else "ok"
     return ScanManifest(

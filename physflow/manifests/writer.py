@@ -142,15 +142,21 @@ def node_record(node: PlanNode, state: NodeState, uid: str | None = None) -> Nod
     )
 
 
+def status_counts(outcome: RunOutcome) -> dict[str, int]:
+    """hit / miss / failed / skipped counts of a run or scan (cancelled and never-run nodes
+    count as skipped)."""
+    counts = {"hit": 0, "miss": 0, "failed": 0, "skipped": 0}
+    for state in outcome.states.values():
+        status = state.status
+        counts[status if status in ("hit", "miss", "failed") else "skipped"] += 1
+    return counts
+
+
 def build_run_manifest(
     pipeline: Pipeline, store: Store, outcome: RunOutcome, run_id: str, overrides: dict[str, Any]
 ) -> RunManifest:
     records = [node_record(outcome.nodes[uid], state) for uid, state in outcome.states.items()]
-    counts = {s: 0 for s in ("hit", "miss", "failed", "skipped")}
-    for state in outcome.states.values():
-        key = "skipped" if state.status in ("skipped", "cancelled") else state.status
-        if key in counts:
-            counts[key] += 1
+    counts = status_counts(outcome)
     status = "interrupted" if outcome.interrupted else ("failed" if counts["failed"] else "ok")
     return RunManifest(
         schema_version=SCHEMA_VERSION,
