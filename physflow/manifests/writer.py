@@ -152,10 +152,48 @@ def status_counts(outcome: RunOutcome) -> dict[str, int]:
     return counts
 
 
+def as_replayed_hit(record: NodeRecord, state: NodeState) -> NodeRecord:
+    """The node record this node gets in a later run that replays this one: a plain hit.
+
+    Equal to ``node_record(node, NodeState("hit", key, inputs, outputs, action))`` (tested), at a
+    fraction of the cost, so complete runs can store their replay manifest cheaply.
+    """
+    if record.status == "hit" and state.outcome is None:
+        return record
+    action = state.record
+    return msgspec.structs.replace(
+        record,
+        status="hit",
+        started=None,
+        duration_s=action.duration_s if action is not None else None,
+        attempts=0,
+        error=None,
+        traceback=None,
+    )
+
+
+def replay_manifest_nodes(manifest: RunManifest, outcome: RunOutcome) -> bytes:
+    """The encoded ``nodes`` array of a run that replays ``outcome`` (see artifacts/plans.py)."""
+    states = outcome.states
+    return _ENCODER.encode([as_replayed_hit(r, states[r.id]) for r in manifest.nodes])
+
+
 def build_run_manifest(
-    pipeline: Pipeline, store: Store, outcome: RunOutcome, run_id: str, overrides: dict[str, Any]
+    pipeline: Pipeline,
+    store: Store,
+    outcome: RunOutcome,
+    run_id: str,
+    overrides: dict[str, Any],
+    *,
+    with_nodes: bool = True,
 ) -> RunManifest:
-    records = [node_record(outcome.nodes[uid], state) for uid, state in outcome.states.items()]
+    """The run's manifest; ``with_nodes=False`` leaves ``nodes`` empty for callers that splice
+    in an already encoded node list (:func:`encode_manifest`)."""
+    records = (
+        [node_record(outcome.nodes[uid], state) for uid, state in outcome.states.items()]
+        if with_nodes
+        else []
+    )
     counts = status_counts(outcome)
     status = "interrupted" if outcome.interrupted else ("failed" if counts["failed"] else "ok")
     return RunManifest(
@@ -181,7 +219,22 @@ def build_run_manifest(
     )
 
 
-def write_manifest(store: Store, manifest: RunManifest) -> Path:
+def encode_manifest(manifest: RunManifest, nodes_json: bytes | None = None) -> bytes:
+    """JSON of a manifest; ``nodes_json`` (an encoded node list) replaces ``manifest.nodes``.
+
+    Node records are encoded by the same encoder either way, so both give the same bytes.
+    """
+    if nodes_json is not None:
+        manifest = msgspec.structs.replace(manifest, nodes=msgspec.Raw(nodes_json))  # type: ignore[arg-type]
+    return _ENCODER.encode(manifest)
+
+
+def decode_manifest(data: bytes) -> RunManifest:
+    return msgspec.json.decode(data, type=RunManifest)
+
+
+def write_manifest(store: Store, manifest: RunManifest, encoded: bytes | None = None) -> Path:
+    """Write a manifest atomically (``encoded``: its bytes, when the caller has them)."""
     path = store.manifest_path(manifest.run_id)
-    store.write_bytes_atomic(path, _ENCODER.encode(manifest))
+    store.write_bytes_atomic(path, encoded if encoded is not None else _ENCODER.encode(manifest))
     return path

@@ -9,17 +9,17 @@ import blake3
 from .hashing import DIGEST_PREFIX, digest_bytes_of
 
 
-def _framed(text: str) -> bytes:
+def framed(text: str) -> bytes:
     data = text.encode()
     return len(data).to_bytes(8, "little") + data
 
 
-_NO_RNG = _framed("no-rng")
+_NO_RNG = framed("no-rng")
 
 
 def key_prefix(fingerprint: str, config_digest: str) -> bytes:
     """The part of a key that does not depend on inputs (computed once per planned node)."""
-    return _framed("physflow.key.v1") + _framed(fingerprint) + _framed(config_digest)
+    return framed("physflow.key.v1") + framed(fingerprint) + framed(config_digest)
 
 
 def cache_key_with_prefix(
@@ -28,9 +28,9 @@ def cache_key_with_prefix(
     """Same value as :func:`cache_key`; the hot path of every cached run."""
     parts = [prefix]
     for name in sorted(input_digests) if len(input_digests) > 1 else input_digests:
-        parts.append(_framed(name))
-        parts.append(_framed(input_digests[name]))
-    parts.append(_framed(seed_token) if seed_token else _NO_RNG)
+        parts.append(framed(name))
+        parts.append(framed(input_digests[name]))
+    parts.append(framed(seed_token) if seed_token else _NO_RNG)
     return DIGEST_PREFIX + blake3.blake3(b"".join(parts)).hexdigest()
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import blake3
 import msgspec
 
-from .hashing import digest
+from .hashing import DIGEST_PREFIX, digest
 from .keys import key_prefix
 from .rng import seed_token
 from .stage import Stage
@@ -83,3 +84,38 @@ def plan_pipeline(
             )
         )
     return nodes
+
+
+def plan_digest(nodes: list[PlanNode]) -> str:
+    """Digest of everything that decides a plan's keys and its manifest's node records.
+
+    Per node, in plan order: uid, node id, stage name/version/outputs/units, the key prefix
+    (fingerprint + config digest), the seed token, and the wiring of its inputs. Two plans with
+    the same digest have the same keys for the same store contents, so a plan record (see
+    :mod:`physflow.artifacts.plans`) of one replays the other. Every text part is length-prefixed,
+    so no two plans share an encoding.
+    """
+    stage_tokens: dict[int, str] = {}
+    parts = ["physflow.plan.v1"]
+    append = parts.append
+    for node in nodes:
+        stage = node.stage
+        token = stage_tokens.get(id(stage))
+        if token is None:
+            texts = (stage.name, stage.version, repr(stage.outputs))
+            texts += (repr(getattr(stage, "units", None)),)
+            token = stage_tokens[id(stage)] = "".join(f"{len(t)}:{t}" for t in texts)
+        uid, node_id, seed = node.uid, node.node_id, node.seed_token or ""
+        prefix = node.key_prefix.hex()
+        inputs = node.inputs
+        append(
+            f"|{len(uid)}:{uid}{len(node_id)}:{node_id}{token}"
+            f"{len(prefix)}:{prefix}{len(seed)}:{seed}{len(inputs)}"
+        )
+        for name, ref in sorted(inputs.items()) if len(inputs) > 1 else inputs.items():
+            out = ref.output
+            append(
+                f"{len(name)}:{name}{len(ref.uid)}:{ref.uid}"
+                + (f"{len(out)}:{out}" if out is not None else "-")
+            )
+    return DIGEST_PREFIX + blake3.blake3("".join(parts).encode()).hexdigest()

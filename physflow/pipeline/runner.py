@@ -17,13 +17,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..artifacts.plans import PlanEntry, PlanRecord, read_plan, write_plan
 from ..artifacts.records import ActionRecord, OutputEntry
 from ..artifacts.store import Store, open_store
 from .events import NodeEvent, ProgressCallback
 from .execute import Task, TaskInput, TaskOutcome
 from .executors import Executor, make_executor
 from .keys import cache_key_with_prefix, combined_outputs_digest
-from .plan import PlanNode, plan_pipeline
+from .plan import PlanNode, plan_digest, plan_pipeline
 from .stage import SINGLE_OUTPUT
 
 if TYPE_CHECKING:
@@ -59,6 +60,17 @@ class RunOutcome:
     interrupted: bool
     executor: str
     memory: dict[str, Any]
+    #: Digest of the plan (see :func:`~physflow.pipeline.plan.plan_digest`).
+    plan_digest: str | None = None
+    #: The plan record this run was replayed from, if it was.
+    replayed: PlanRecord | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Every node hit or ran: the run can be replayed from a plan record."""
+        return not self.interrupted and all(
+            s.status in ("hit", "miss") for s in self.states.values()
+        )
 
 
 def _input_token(state: NodeState, ref_output: str | None, upstream: PlanNode) -> str:
@@ -90,6 +102,39 @@ def _record_objects(record: ActionRecord) -> tuple[str, ...]:
     return found
 
 
+def _replay(
+    plan: list[PlanNode], record: PlanRecord | None, store: Store
+) -> dict[str, NodeState] | None:
+    """States of a run served whole from a plan record, or None if it does not apply."""
+    if record is None or len(record.nodes) != len(plan):
+        return None
+    states: dict[str, NodeState] = {}
+    has_objects = store.has_objects
+    for node, entry in zip(plan, record.nodes, strict=True):
+        if node.uid != entry.uid:
+            return None
+        action = entry.record
+        objects = _record_objects(action)
+        if objects and not has_objects(objects):
+            return None  # gc or quarantine removed a value: the per-node path recomputes it
+        states[entry.uid] = NodeState("hit", entry.key, entry.input_digests, action.outputs, action)
+    return states
+
+
+def remember_plan(store: Store, outcome: RunOutcome, manifest_nodes: bytes | None = None) -> None:
+    """Write the plan record that lets the next run of this plan replay this one."""
+    if outcome.plan_digest is None or not outcome.complete:
+        return
+    entries = []
+    for uid, state in outcome.states.items():
+        if state.key is None or state.record is None:
+            return
+        entries.append(PlanEntry(uid, state.key, state.input_digests, state.record))
+    # Only an accelerator: a full disk or a read-only store must not fail a finished run.
+    with contextlib.suppress(OSError):
+        write_plan(store, PlanRecord(outcome.plan_digest, entries, manifest_nodes))
+
+
 def execute_plan(
     plan: Iterable[PlanNode],
     store: Store,
@@ -100,6 +145,7 @@ def execute_plan(
     keep_in_memory: bool = False,
     order_seed: int | None = None,
     touch_hits: bool = False,
+    replay: bool = True,
 ) -> RunOutcome:
     """Run a plan to completion. Never raises for stage failures; KeyboardInterrupt is caught,
     running work is cancelled and the outcome is marked interrupted.
@@ -109,9 +155,36 @@ def execute_plan(
     the object quarantined and its producer recomputed, then runs again. ``touch_hits`` bumps
     each hit record's time for gc's LRU order; runs that write a manifest need not (gc reads
     last use from manifests), which keeps a syscall off the hot path.
+
+    A plan whose last complete run left a plan record (:func:`remember_plan`) is served from
+    that one record when ``replay`` is true and every object it references is still stored.
     """
+    plan = list(plan)
     nodes = {n.uid: n for n in plan}
     total = len(nodes)
+    digest = plan_digest(plan)
+    started = time.time()
+    if replay:
+        replayed = read_plan(store, digest)
+        replayed_states = _replay(plan, replayed, store)
+        if replayed_states is not None:
+            for uid, state in replayed_states.items():
+                if touch_hits:
+                    store.touch_action(state.key)  # type: ignore[arg-type]
+                if progress is not None:
+                    node = nodes[uid]
+                    progress(NodeEvent("hit", uid, node.node_id, node.stage.name, total))
+            return RunOutcome(
+                nodes,
+                replayed_states,
+                started,
+                time.time(),
+                False,
+                executor.name,
+                {},
+                digest,
+                replayed,
+            )
     states = {uid: NodeState() for uid in nodes}
     downstream: dict[str, list[str]] = defaultdict(list)
     waiting_on: dict[str, int] = {}
@@ -127,7 +200,6 @@ def execute_plan(
     memory: dict[str, Any] = {}
     consumers_left = {uid: len(downstream.get(uid, ())) for uid in nodes}
     memory_refs: dict[str, int] = defaultdict(int)
-    started = time.time()
     interrupted = False
     stop = False
     shuffler = random.Random(order_seed) if order_seed is not None else None
@@ -347,7 +419,9 @@ def execute_plan(
     for state in states.values():  # interrupted (or never reached): nothing was recorded
         if state.status == "pending":
             state.status = "cancelled"
-    return RunOutcome(nodes, states, started, time.time(), interrupted, executor.name, memory)
+    return RunOutcome(
+        nodes, states, started, time.time(), interrupted, executor.name, memory, digest
+    )
 
 
 class RunResult:
@@ -358,15 +432,24 @@ class RunResult:
         pipeline: Pipeline,
         store: Store,
         outcome: RunOutcome,
-        manifest: RunManifest,
+        manifest: RunManifest | bytes,
         manifest_path: str | None,
     ) -> None:
         self.pipeline = pipeline
         self.store = store
         self.outcome = outcome
-        self.manifest = manifest
+        self._manifest = manifest
         self.manifest_path = manifest_path
         self._values: dict[str, Any] = {}
+
+    @property
+    def manifest(self) -> RunManifest:
+        """The run manifest (decoded on first use when the run was replayed)."""
+        if isinstance(self._manifest, bytes):
+            from ..manifests.writer import decode_manifest
+
+            self._manifest = decode_manifest(self._manifest)
+        return self._manifest
 
     def _ids(self, *statuses: str) -> list[str]:
         return [uid for uid, s in self.outcome.states.items() if s.status in statuses]
@@ -478,8 +561,7 @@ def run_pipeline(
     ``physflow.DaskExecutor(...)``; ``workers`` sizes the local pools. Failed nodes do not stop
     independent branches unless ``fail_fast``. ``order_seed`` shuffles scheduling order (tests).
     """
-    from ..manifests.writer import build_run_manifest
-    from ..manifests.writer import write_manifest as write
+    from ..manifests import writer
 
     store = open_store(store)
     plan = plan_pipeline(pipeline)
@@ -495,8 +577,20 @@ def run_pipeline(
         touch_hits=not write_manifest,
     )
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    manifest = build_run_manifest(pipeline, store, outcome, run_id, overrides or {})
-    path = str(write(store, manifest)) if write_manifest else None
+    replayed = outcome.replayed
+    manifest: RunManifest | bytes
+    if replayed is not None and replayed.manifest_nodes is not None:
+        # A replayed run: its node records are the stored ones; only the header is new.
+        header = writer.build_run_manifest(
+            pipeline, store, outcome, run_id, overrides or {}, with_nodes=False
+        )
+        manifest = writer.encode_manifest(header, replayed.manifest_nodes)
+        path = str(writer.write_manifest(store, header, manifest)) if write_manifest else None
+    else:
+        manifest = writer.build_run_manifest(pipeline, store, outcome, run_id, overrides or {})
+        path = str(writer.write_manifest(store, manifest)) if write_manifest else None
+        if outcome.complete:
+            remember_plan(store, outcome, writer.replay_manifest_nodes(manifest, outcome))
     result = RunResult(pipeline, store, outcome, manifest, path)
     if outcome.interrupted:
         raise KeyboardInterrupt(f"run interrupted; manifest written to {path}")

@@ -23,7 +23,7 @@ from .executors import make_executor
 from .graph import Pipeline, PipelineError, Ref, suggest
 from .overrides import _set_nested, split_path
 from .plan import InputRef, PlanNode, config_digest
-from .runner import RunOutcome, execute_plan
+from .runner import RunOutcome, execute_plan, remember_plan
 from .scan_axes import SEED_AXIS, ScanError, ScanPoints, build_points
 from .scan_dataset import Collected, build_dataset
 from .stage import SINGLE_OUTPUT
@@ -368,6 +368,8 @@ def run_scan(
         progress=progress,
         touch_hits=not write_manifest,
     )
+    if outcome.replayed is None:
+        remember_plan(store, outcome)  # the next run of this same scan reads one record
     with _no_gc_pauses():
         records = []
         for p, uids in enumerate(splan.point_uids):

@@ -1,0 +1,86 @@
+"""Plan records: one file that replays a whole cached run (``plans/ab/<plan digest>``).
+
+A cached re-run that looks up every node's record pays a key, a record read and a record decode
+per node. A plan record holds, for one *plan digest* (everything that decides the nodes' keys:
+each node's fingerprint, config digest, seed token and wiring), every node's key, input digests
+and action record as of the last run of that plan that completed. Serving it is equivalent to
+serving each of those records from the action cache: every record in it is a genuine result of
+its key, and the records chain (each node's inputs are its upstream's outputs in the same record
+set). So a fully cached run reads one file instead of one record per node.
+
+What is checked on use: the checksum, the plan digest, the node uids in order, and that every
+object a record references is still in the store (gc or quarantine may have removed it; then the
+run takes the per-node path, which recomputes what is missing). Plan records are a cache of the
+action cache: deleting them (gc does) only costs speed.
+
+The record may carry ``manifest_nodes``: the run manifest's node list for an all-hit run of this
+plan, already encoded, so a replayed run writes its manifest without rebuilding node records.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import blake3
+import msgspec
+
+from ..pipeline.hashing import DIGEST_PREFIX
+from .records import ActionRecord
+
+if TYPE_CHECKING:
+    from .store import Store
+
+PLANS_DIR = "plans"
+_CHECK_BYTES = 16
+
+
+class PlanEntry(msgspec.Struct, frozen=True, array_like=True):
+    """One node of a replayable run."""
+
+    uid: str
+    key: str
+    input_digests: dict[str, str]
+    record: ActionRecord
+
+
+class PlanRecord(msgspec.Struct, frozen=True):
+    plan: str
+    nodes: list[PlanEntry]
+    #: The manifest's ``nodes`` JSON array for an all-hit run of this plan (or None).
+    manifest_nodes: bytes | None = None
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(PlanRecord)
+
+
+def plan_rel(plan: str) -> str:
+    h = plan[len(DIGEST_PREFIX) :] if plan.startswith(DIGEST_PREFIX) else plan
+    return f"{PLANS_DIR}/{h[:2]}/{h}"
+
+
+def encode_plan(record: PlanRecord) -> bytes:
+    payload = _ENCODER.encode(record)
+    return payload + blake3.blake3(payload).digest(length=_CHECK_BYTES)
+
+
+def decode_plan(data: bytes) -> PlanRecord:
+    """Inverse of :func:`encode_plan`; raises ``msgspec.DecodeError`` when damaged."""
+    payload, check = data[:-_CHECK_BYTES], data[-_CHECK_BYTES:]
+    if len(data) <= _CHECK_BYTES or blake3.blake3(payload).digest(length=_CHECK_BYTES) != check:
+        raise msgspec.DecodeError("plan record checksum mismatch (damaged record)")
+    return _DECODER.decode(payload)
+
+
+def read_plan(store: Store, plan: str) -> PlanRecord | None:
+    """The plan record for ``plan``, or None (absent, damaged, or filed under another digest)."""
+    try:
+        record = decode_plan(store.backend.read(plan_rel(plan)))
+    except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return record if record.plan == plan else None
+
+
+def write_plan(store: Store, record: PlanRecord) -> None:
+    """Write atomically (temp + rename); a concurrent writer of the same plan just wins."""
+    store.backend.write_atomic(plan_rel(record.plan), encode_plan(record))

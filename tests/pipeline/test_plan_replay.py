@@ -1,0 +1,185 @@
+"""Plan records: a fully cached run replays one record, and never serves what it should not."""
+
+from __future__ import annotations
+
+import shutil
+
+import msgspec
+import numpy as np
+
+import physflow as pf
+from physflow.artifacts.plans import decode_plan, plan_rel, read_plan
+from physflow.manifests.writer import as_replayed_hit, node_record
+from physflow.pipeline.plan import plan_digest, plan_pipeline
+from physflow.pipeline.runner import NodeState
+
+from .counting_stages import CALLS, Level, Scale, noise, scale, source, split, total
+
+BIG = 1 << 16
+
+
+@pf.stage(version="1")
+def big_source(cfg: Level) -> np.ndarray:
+    CALLS["big_source"] += 1
+    return np.full(BIG, cfg.value)
+
+
+def pipeline(level=1.0, factor=2.0, seed=3, name="replay", half="high"):
+    p = pf.Pipeline(name, seed=seed)
+    p.add("src", source, Level(value=level))
+    p.add("scaled", scale, Scale(factor=factor), x="src")
+    p.add("halves", split, x="scaled")
+    p.add("sum", total, x=f"halves.{half}")
+    p.add("noise", noise, Scale(factor=factor))
+    p.add("noise_sum", total, x="noise")
+    return p
+
+
+def _comparable(manifest):
+    """A manifest without what legitimately differs between two runs."""
+    data = msgspec.to_builtins(manifest)
+    for key in ("run_id", "started", "finished", "duration_s", "environment"):
+        data.pop(key)
+    return data
+
+
+def test_third_run_is_replayed_and_matches_a_per_node_warm_run(store, calls):
+    first = pipeline().run(store=store)
+    assert first.outcome.replayed is None
+    calls.clear()
+    second = pipeline().run(store=store)
+    assert second.outcome.replayed is not None, "a complete run leaves a plan record"
+    assert sum(calls.values()) == 0
+    assert second.hits == first.misses and len(second.hits) == 6
+    assert second["sum"] == first["sum"] == 1000.0
+    np.testing.assert_array_equal(second["noise"], first["noise"])
+    # the same run on the per-node path (no plan records) gives the same manifest
+    shutil.rmtree(store.root / "plans")
+    per_node = pipeline().run(store=store)
+    assert per_node.outcome.replayed is None
+    assert _comparable(second.manifest) == _comparable(per_node.manifest)
+    on_disk = pf.load_manifest(second.manifest_path).manifest
+    assert _comparable(on_disk) == _comparable(per_node.manifest)
+
+
+def test_replayed_hit_records_equal_per_node_hit_records(store):
+    res = pipeline().run(store=store)  # all misses: records carry started/attempts
+    for uid, state in res.outcome.states.items():
+        node = res.outcome.nodes[uid]
+        missed = node_record(node, state)
+        hit_state = NodeState("hit", state.key, state.input_digests, state.outputs, state.record)
+        assert as_replayed_hit(missed, state) == node_record(node, hit_state)
+
+
+def test_config_change_is_not_replayed(store, calls):
+    pipeline().run(store=store)
+    pipeline().run(store=store)
+    calls.clear()
+    res = pipeline(factor=3.0).run(store=store)
+    assert res.outcome.replayed is None
+    assert dict(calls) == {"scale": 1, "split": 1, "total": 2, "noise": 1}
+    assert res["sum"] == 1500.0
+
+
+def test_plan_digest_covers_what_decides_keys():
+    base = plan_digest(plan_pipeline(pipeline()))
+    assert plan_digest(plan_pipeline(pipeline())) == base
+    assert plan_digest(plan_pipeline(pipeline(level=2.0))) != base  # config
+    assert plan_digest(plan_pipeline(pipeline(seed=4))) != base  # seed of an rng stage
+    renamed = pf.Pipeline("other-name", seed=3)
+    for node_id, node in pipeline().nodes.items():
+        renamed.add(node_id, node.stage, node.config, **{k: str(r) for k, r in node.inputs.items()})
+    assert plan_digest(plan_pipeline(renamed)) == base  # the pipeline's name is not in keys
+    assert plan_digest(plan_pipeline(pipeline(half="low"))) != base  # wiring
+
+
+def test_seed_change_of_rng_stage_reexecutes_it_only(store, calls):
+    pipeline().run(store=store)
+    pipeline().run(store=store)
+    calls.clear()
+    res = pipeline(seed=4).run(store=store)
+    assert res.outcome.replayed is None
+    assert dict(calls) == {"noise": 1, "total": 1}
+
+
+def test_missing_object_falls_back_and_recomputes(store, calls):
+    big = pf.Pipeline("big", seed=0)
+    big.add("src", big_source, Level(value=1.0))
+    big.add("sum", total, x="src")
+    first = big.run(store=store)
+    src = first.outcome.states["src"].outputs["value"]
+    assert src.objects, "the test needs a value stored as an object"
+    assert big.run(store=store).outcome.replayed is not None
+    store.quarantine(src.objects[0])
+    calls.clear()
+    res = big.run(store=store)
+    assert res.outcome.replayed is None, "a plan record whose objects are gone is not replayed"
+    assert calls["big_source"] == 1 and calls["total"] == 0
+    np.testing.assert_array_equal(res["src"], np.full(BIG, 1.0))
+    assert big.run(store=store).outcome.replayed is not None
+
+
+def test_damaged_plan_record_is_ignored(store, calls):
+    pipeline().run(store=store)
+    digest = plan_digest(plan_pipeline(pipeline()))
+    path = store.root / plan_rel(digest)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert read_plan(store, digest) is None
+    calls.clear()
+    res = pipeline().run(store=store)
+    assert res.outcome.replayed is None and sum(calls.values()) == 0
+    assert res["sum"] == 1000.0
+    assert read_plan(store, digest) is not None, "the per-node run rewrote the plan record"
+
+
+def test_plan_record_filed_under_another_digest_is_ignored(store, calls):
+    pipeline(factor=3.0).run(store=store)
+    other = plan_digest(plan_pipeline(pipeline(factor=3.0)))
+    mine = plan_digest(plan_pipeline(pipeline()))
+    target = store.root / plan_rel(mine)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(store.root / plan_rel(other), target)
+    assert decode_plan(target.read_bytes()).plan == other
+    calls.clear()
+    res = pipeline().run(store=store)
+    assert res.outcome.replayed is None
+    assert res["sum"] == 1000.0 and calls["scale"] == 1
+
+
+def test_failed_run_leaves_no_plan_record(store):
+    @pf.stage(version="1")
+    def broken(x: np.ndarray) -> float:
+        raise ValueError("no")
+
+    p = pipeline()
+    p.add("bad", broken, x="src")
+    res = p.run(store=store)
+    assert res.failed == ["bad"]
+    assert read_plan(store, res.outcome.plan_digest) is None
+    assert p.run(store=store).outcome.replayed is None
+
+
+def test_replayed_run_reports_every_node_as_a_hit(store):
+    pipeline().run(store=store)
+    events = []
+    res = pipeline().run(store=store, progress=events.append)
+    assert res.outcome.replayed is not None
+    assert [(e.kind, e.uid) for e in events] == [("hit", uid) for uid in res.outcome.states]
+
+
+def test_replayed_run_without_manifest_file_still_has_its_manifest(store):
+    pipeline().run(store=store)
+    res = pipeline().run(store=store, write_manifest=False)
+    assert res.outcome.replayed is not None and res.manifest_path is None
+    assert [n.status for n in res.manifest.nodes] == ["hit"] * 6
+    by_id = {n.id: n for n in res.manifest.nodes}
+    assert by_id["sum"].metrics == {"value": 1000.0}
+
+
+def test_replay_works_on_every_executor(store, calls, dask_executor):
+    pipeline().run(store=store)
+    for executor in ("threads", "processes", dask_executor):
+        res = pipeline().run(store=store, executor=executor)
+        assert res.outcome.replayed is not None and res["sum"] == 1000.0
