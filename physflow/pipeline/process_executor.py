@@ -38,9 +38,16 @@ IMPORT_HINT = (
 )
 
 
-def _worker_main(conn: Connection, store: Store) -> None:
-    """Worker loop: receive a task, run it against the store, send back the outcome."""
+def _worker_main(conn: Connection, store: Store, environ: dict[str, str]) -> None:
+    """Worker loop: receive a task, run it against the store, send back the outcome.
+
+    ``environ`` is the runner's environment when the worker started: a forkserver child would
+    otherwise see the environment from whenever the forkserver itself started.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if os.environ != environ:
+        os.environ.clear()
+        os.environ.update(environ)
     while True:
         try:
             data = conn.recv_bytes()
@@ -118,7 +125,10 @@ class ProcessExecutor(Executor):
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
-            target=_worker_main, args=(child, self.store), name="physflow-worker", daemon=True
+            target=_worker_main,
+            args=(child, self.store, dict(os.environ)),
+            name="physflow-worker",
+            daemon=True,
         )
         process.start()
         child.close()

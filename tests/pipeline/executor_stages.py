@@ -204,3 +204,13 @@ def heavy(cfg: LogCfg) -> float:
 def on_gpu(cfg: LogCfg) -> float:
     _interval(cfg)
     return cfg.value
+
+
+class EnvName(pf.Config):
+    name: str
+
+
+@pf.stage(version="1")
+def env_value(cfg: EnvName) -> str:
+    """The worker's value of an environment variable ("" when unset)."""
+    return os.environ.get(cfg.name, "")

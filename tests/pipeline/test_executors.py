@@ -264,3 +264,13 @@ def test_local_cluster_neither_leaks_env_nor_sets_malloc_trim(dask_executor):
     assert "__DASK_PARENT_PID" not in os.environ
     on_workers = dask_executor.client.run(_malloc_trim_setting)
     assert len(on_workers) == 2 and set(on_workers.values()) == {None}
+
+
+def test_process_workers_see_the_runners_current_environment(tmp_path, monkeypatch):
+    """Forkserver children inherit the forkserver's environment, which may be stale."""
+    warmup = pf.Pipeline("env", seed=0)
+    warmup.add("v", st.env_value, st.EnvName(name="PHYSFLOW_TEST_ENV_PROBE"))
+    assert warmup.run(store=tmp_path / "a", executor="processes", workers=1).ok  # server runs
+    monkeypatch.setenv("PHYSFLOW_TEST_ENV_PROBE", "set after the forkserver started")
+    res = warmup.run(store=tmp_path / "b", executor="processes", workers=1)
+    assert res["v"] == "set after the forkserver started"
