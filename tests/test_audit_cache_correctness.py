@@ -363,17 +363,23 @@ def test_fingerprint_without_source_sees_tuple_constants_and_defaults():
 # -- 4. records ----------------------------------------------------------------------------------
 
 
-def test_record_filed_under_another_key_is_a_miss(store):
-    """A record is only served for the key it was written for (a misplaced file is a miss)."""
+def test_record_filed_under_another_key_is_a_miss(tmp_path, actions_layout):
+    """A record is only served for the key it was written for (a misplaced one is a miss)."""
+    store = pf.Store(tmp_path / "store", actions=actions_layout)
     p1 = pf.Pipeline("rec").add("d", describe, Anything(value=1))
     p2 = pf.Pipeline("rec").add("d", describe, Anything(value=2))
     key1 = p1.run(store=store).outcome.states["d"].key
     key2 = p2.run(store=store).outcome.states["d"].key
     assert key1 != key2
-    # copy record 1 over record 2's path: same bytes, wrong place
-    src = store.root / store.action_rel(key1)
-    dst = store.root / store.action_rel(key2)
-    dst.write_bytes(src.read_bytes())
+    # copy record 1 over record 2's entry in the real storage: same bytes, wrong place
+    from tests.conftest import RawRecords
+
+    raw = RawRecords(store)
+    raw.write(key2, raw.read(key1))
+    assert store.get_action(key2) is None
+    replayed = p2.run(store=store)  # the plan record keeps the right record for key2
+    assert replayed.outcome.replayed is not None and replayed["d"] == "int:2"
+    store.drop_plans()  # the per-node path must not serve the misplaced record
     r3 = p2.run(store=store)
     assert r3["d"] == "int:2" and r3.misses == ["d"]
 

@@ -41,9 +41,8 @@ def iter_objects(store: Store) -> Iterator[str]:
 
 
 def iter_action_keys(store: Store) -> Iterator[str]:
-    for shard in store.backend.listdir("actions"):
-        for name in store.backend.listdir(f"actions/{shard}"):
-            yield DIGEST_PREFIX + name
+    """Keys of all records, whatever the store's actions layout (SQLite or files)."""
+    return store.iter_action_keys()
 
 
 # -- verify --------------------------------------------------------------------------------------
@@ -149,10 +148,11 @@ def verify(store: Store, *, quarantine: bool = True) -> VerifyReport:
     for key in list(iter_action_keys(store)):
         report.records_checked += 1
         problem = None
-        try:
-            record = decode_record(store.backend.read(store.action_rel(key)))
-        except FileNotFoundError:
+        data = store.read_action_bytes(key)
+        if data is None:
             continue  # removed concurrently
+        try:
+            record = decode_record(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             problem = f"undecodable record ({exc})"
         else:
@@ -168,6 +168,8 @@ def verify(store: Store, *, quarantine: bool = True) -> VerifyReport:
             if quarantine:
                 store.delete_action(key)
                 report.records_deleted.append(key)
+    if report.quarantined or report.records_deleted:
+        store.drop_plans()  # repaired: the next run re-checks every record on its own
     return report
 
 
@@ -182,13 +184,17 @@ def quarantine(store: Store, d: str) -> int:
     _move_to_quarantine(store, d)
     deleted = 0
     for key in list(iter_action_keys(store)):
+        data = store.read_action_bytes(key)
+        if data is None:
+            continue
         try:
-            record = decode_record(store.backend.read(store.action_rel(key)))
-        except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+            record = decode_record(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
             continue
         if d in record.object_digests:
             store.delete_action(key)
             deleted += 1
+    store.drop_plans()
     return deleted
 
 
@@ -241,15 +247,14 @@ def _sizes_by_entry(store: Store, top: str, depth: int) -> dict[str, tuple[int, 
 
 def stats(store: Store) -> StoreStats:
     by_kind = {}
-    for kind, depth in (
-        ("objects", 2),
-        ("actions", 2),
-        ("manifests", 1),
-        ("tmp", 1),
-        ("quarantine", 1),
-    ):
+    for kind, depth in (("objects", 2), ("manifests", 1), ("tmp", 1), ("quarantine", 1)):
         sizes = _sizes_by_entry(store, kind, depth)
         by_kind[kind] = KindStats(len(sizes), sum(b for b, _ in sizes.values()))
+    # records: rows of actions.sqlite (bytes = the database files on disk), or actions/ files
+    by_kind["actions"] = KindStats(*store.action_stats())
+    by_kind["plans"] = KindStats(*store.plan_stats())
+    order = ("objects", "actions", "plans", "manifests", "tmp", "quarantine")
+    by_kind = {k: by_kind[k] for k in order}
     return StoreStats(
         entries=sum(k.entries for k in by_kind.values()),
         bytes=sum(k.bytes for k in by_kind.values()),
@@ -268,6 +273,7 @@ class GcReport:
     removed_actions: list[str] = field(default_factory=list)
     removed_objects: list[str] = field(default_factory=list)
     removed_tmp: list[str] = field(default_factory=list)
+    removed_plans: int = 0
     protected_objects: int = 0
     freed_bytes: int = 0
 
@@ -275,7 +281,8 @@ class GcReport:
         verb = "would remove" if self.dry_run else "removed"
         return (
             f"gc {verb} {len(self.removed_actions)} records, {len(self.removed_objects)} objects, "
-            f"{len(self.removed_tmp)} temp entries: {_human(self.bytes_before)} -> "
+            f"{len(self.removed_tmp)} temp entries, {self.removed_plans} plan records: "
+            f"{_human(self.bytes_before)} -> "
             f"{_human(self.bytes_after)} ({self.protected_objects} objects protected by kept "
             "manifests)"
         )
@@ -370,7 +377,7 @@ def gc(
     for name in backend.listdir("tmp"):
         tmp.setdefault(name, (0, 0.0))
     objects = _sizes_by_entry(store, "objects", 2)
-    actions = _sizes_by_entry(store, "actions", 2)
+    actions = store.action_entries()  # key hex -> (record bytes, last write or touch)
     manifests = _sizes_by_entry(store, "manifests", 1)
     for name in list(tmp):
         if tmp[name][1] == 0.0:
@@ -394,10 +401,10 @@ def gc(
     refs: dict[str, set[str]] = {}
     refcount: dict[str, int] = {}
     for h in actions:
+        data = store.read_action_bytes(h)
         try:
-            record = decode_record(backend.read(f"actions/{h[:2]}/{h}"))
-            digests = record.object_digests
-        except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+            digests = decode_record(data).object_digests if data is not None else set()
+        except (msgspec.DecodeError, msgspec.ValidationError):
             digests = set()
         refs[h] = digests
         for d in digests:
@@ -410,8 +417,6 @@ def gc(
             return
         total -= objects.pop(h)[0]
         report.removed_objects.append(d)
-        if not dry_run:
-            backend.unpublish(store.object_rel(d))
 
     used = last_use_from_manifests(store)
     recency = {h: max(mtime, used.get(h, 0.0)) for h, (_size, mtime) in actions.items()}
@@ -424,8 +429,6 @@ def gc(
             continue
         total -= size
         report.removed_actions.append(DIGEST_PREFIX + h)
-        if not dry_run:
-            backend.remove(f"actions/{h[:2]}/{h}")
         for d in refs[h]:
             refcount[d] -= 1
             if refcount[d] == 0:
@@ -436,6 +439,29 @@ def gc(
         d = DIGEST_PREFIX + h
         if refcount.get(d, 0) == 0 and now - mtime > tmp_grace_s:
             drop_object(d)
+
+    # Plan records only speed up re-runs: they go whenever gc removes anything, or to fit.
+    plans, plan_bytes = store.plan_stats()
+    drop_plans = plans > 0 and bool(
+        report.removed_actions
+        or report.removed_objects
+        or (max_bytes is not None and total + plan_bytes > max_bytes)
+    )
+    if drop_plans:
+        report.removed_plans = plans
+    else:
+        total += plan_bytes
+    report.bytes_before += plan_bytes
+
+    if not dry_run:
+        if drop_plans:
+            store.drop_plans()
+        # records first (in one transaction on SQLite), then the objects only they referenced:
+        # a reader never finds a record whose objects are already gone because of this gc
+        if report.removed_actions:
+            store.delete_actions(report.removed_actions)
+        for d in report.removed_objects:
+            backend.unpublish(store.object_rel(d))
 
     report.bytes_after = total
     report.freed_bytes = report.bytes_before - total

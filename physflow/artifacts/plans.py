@@ -1,4 +1,7 @@
-"""Plan records: one file that replays a whole cached run (``plans/ab/<plan digest>``).
+"""Plan records: one record that replays a whole cached run.
+
+Stored in the ``plans`` table of ``actions.sqlite``, or as ``plans/ab/<plan digest>`` files in
+stores whose records are files.
 
 A cached re-run that looks up every node's record pays a key, a record read and a record decode
 per node. A plan record holds, for one *plan digest* (everything that decides the nodes' keys:
@@ -24,13 +27,11 @@ from typing import TYPE_CHECKING
 import blake3
 import msgspec
 
-from ..pipeline.hashing import DIGEST_PREFIX
 from .records import ActionRecord
 
 if TYPE_CHECKING:
     from .store import Store
 
-PLANS_DIR = "plans"
 _CHECK_BYTES = 16
 
 
@@ -54,11 +55,6 @@ _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(PlanRecord)
 
 
-def plan_rel(plan: str) -> str:
-    h = plan[len(DIGEST_PREFIX) :] if plan.startswith(DIGEST_PREFIX) else plan
-    return f"{PLANS_DIR}/{h[:2]}/{h}"
-
-
 def encode_plan(record: PlanRecord) -> bytes:
     payload = _ENCODER.encode(record)
     return payload + blake3.blake3(payload).digest(length=_CHECK_BYTES)
@@ -74,13 +70,16 @@ def decode_plan(data: bytes) -> PlanRecord:
 
 def read_plan(store: Store, plan: str) -> PlanRecord | None:
     """The plan record for ``plan``, or None (absent, damaged, or filed under another digest)."""
+    data = store.get_plan_bytes(plan)
+    if data is None:
+        return None
     try:
-        record = decode_plan(store.backend.read(plan_rel(plan)))
-    except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+        record = decode_plan(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     return record if record.plan == plan else None
 
 
 def write_plan(store: Store, record: PlanRecord) -> None:
-    """Write atomically (temp + rename); a concurrent writer of the same plan just wins."""
-    store.backend.write_atomic(plan_rel(record.plan), encode_plan(record))
+    """Write atomically; a concurrent writer of the same plan just wins (both are valid)."""
+    store.put_plan_bytes(record.plan, encode_plan(record))

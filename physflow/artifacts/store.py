@@ -2,8 +2,11 @@
 
 Layout under the root (a local directory, or any fsspec URL)::
 
+    store.json               the layout stamp: {"format": 1, "actions": "sqlite" | "files"}
     objects/ab/<digest>/     an immutable value: a zarr v3 array or group (``zarr.json`` + chunks)
-    actions/ab/<key>         msgpack ActionRecord
+    actions.sqlite           key -> msgpack ActionRecord (layout "sqlite": new local stores)
+    actions/ab/<key>         msgpack ActionRecord, one file each (layout "files": fsspec URLs,
+                             stores made by earlier versions, or ``Store(path, actions="files")``)
     manifests/<run id>.json  run manifests
     quarantine/              corrupted objects moved aside by verify()/quarantine()
     tmp/<pid>-<uuid>         writes in progress (published when complete; gc removes leftovers)
@@ -21,7 +24,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +33,11 @@ import numpy as np
 
 from ..pipeline.hashing import DIGEST_PREFIX, UnhashableValueError, digest_with_memo
 from . import arrays
+from .action_db import DB_NAME, ActionDb, create_db
 from .arrays import c_order as _c_order
 from .backend import FsspecBackend, LocalBackend, Sink, tmp_name
 from .codecs import WriteOptions, codec_named, find_codec, pickle_value, pickled_digest
-from .errors import MissingObjectError, PickleNotAllowedError
+from .errors import MissingObjectError, PickleNotAllowedError, StoreError
 from .inline import UnsupportedValueError, from_tree, to_tree, tree_objects
 from .records import ActionRecord, OutputEntry, decode_record, encode_record
 
@@ -43,6 +47,9 @@ DEFAULT_STORE_PATH = ".physflow"
 #: rewritten); larger ones are hashed in a thread while they are written.
 HASH_FIRST_BYTES = 8 << 20
 MARKER = arrays.META
+STAMP_NAME = "store.json"
+STORE_FORMAT = 1
+LAYOUTS = ("sqlite", "files")
 
 
 def _read_small(path: str) -> bytes:
@@ -68,6 +75,14 @@ def _hex(d: str) -> str:
     return d[len(DIGEST_PREFIX) :] if d.startswith(DIGEST_PREFIX) else d
 
 
+PLANS_DIR = "plans"
+
+
+def _plan_rel(plan: str) -> str:
+    h = _hex(plan)
+    return f"{PLANS_DIR}/{h[:2]}/{h}"
+
+
 def is_url(location: Any) -> bool:
     return isinstance(location, str) and "://" in location
 
@@ -77,7 +92,10 @@ class Store:
 
     ``allow_pickle`` lets :meth:`get_value` unpickle values that stages stored with
     ``@pf.stage(pickle=True)``; ``compress`` stores arrays zstd-compressed by default (a stage's
-    own ``compress=`` wins).
+    own ``compress=`` wins). ``actions`` picks where a new local store keeps its action records:
+    ``"sqlite"`` (default, one database file) or ``"files"`` (one file per record: for stores on
+    network filesystems such as NFS, where SQLite locking is unreliable). The choice is stamped
+    in ``store.json`` when the store is created; see docs/store.md.
     """
 
     def __init__(
@@ -87,8 +105,14 @@ class Store:
         allow_pickle: bool = False,
         compress: bool = False,
         storage_options: dict[str, Any] | None = None,
+        actions: str | None = None,
     ) -> None:
         location = path if path is not None else default_store_path()
+        if actions is not None and actions not in LAYOUTS:
+            raise ValueError(
+                f"Store(actions={actions!r}): expected one of {LAYOUTS} (or None for the "
+                "store's own layout)"
+            )
         self.allow_pickle = allow_pickle
         self.compress = compress
         self.storage_options = storage_options
@@ -112,12 +136,97 @@ class Store:
             self.manifests_dir = self.root / "manifests"
             self.tmp_dir = self.root / "tmp"
             self.quarantine_dir = self.root / "quarantine"
-        for sub in ("objects", "actions", "manifests", "tmp"):
+        self.actions_layout = self._resolve_layout(actions)
+        self._db: ActionDb | None = None
+        subs = ["objects", "manifests", "tmp"]
+        if self.actions_layout == "files":
+            subs.append("actions")
+        for sub in subs:
             self.backend.makedirs(sub)
+        if self.actions_layout == "sqlite":
+            db_path = f"{self.root}/{DB_NAME}"
+            if not os.path.exists(db_path):
+                create_db(db_path, f"{self.tmp_dir}/{tmp_name('.sqlite')}")
+            self._db = ActionDb(db_path)
         # plain string prefixes: the warm cache-hit path is two string joins and one syscall each
         self._objects_prefix = self.backend.abspath("objects/")
         self._actions_prefix = self.backend.abspath("actions/")
         self._known_dirs: set[str] = set()  # action prefix dirs known to exist
+
+    def _resolve_layout(self, wanted: str | None) -> str:
+        """The actions layout stamped in ``store.json``; stamps it when the store has none.
+
+        New local store: ``wanted`` or "sqlite". Local store made before stamps existed (it has
+        ``objects/`` or ``actions/`` but no stamp): "files", so it keeps working. fsspec URLs:
+        always "files". The stamp is published with a no-replace link, so processes that open a
+        new store at the same time agree on one layout.
+        """
+        try:
+            raw = self.backend.read(STAMP_NAME)
+        except FileNotFoundError:
+            raw = None
+        if raw is not None:
+            try:
+                stamp = msgspec.json.decode(raw)
+                found = stamp["actions"]
+                if found not in LAYOUTS:
+                    raise ValueError(found)
+            except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+                raise StoreError(
+                    f"{self.location}/{STAMP_NAME} is not a valid store stamp ({exc!r}); it "
+                    'should read {"format": 1, "actions": "sqlite"} or "files": restore it'
+                ) from None
+            return self._check_layout(found, wanted)
+        if not self._local:
+            layout = "files"
+        elif os.path.exists(f"{self.root}/{DB_NAME}"):
+            layout = "sqlite"
+        elif os.path.isdir(self.objects_dir) or os.path.isdir(self.actions_dir):
+            layout = "files"  # made by an earlier version: its records are files
+        else:
+            layout = wanted or "sqlite"
+        return self._check_layout(self._write_stamp(layout), wanted)
+
+    def _check_layout(self, found: str, wanted: str | None) -> str:
+        if not self._local and wanted == "sqlite":
+            raise StoreError(
+                f"Store({self.location!r}, actions='sqlite'): SQLite records need a local "
+                "directory; fsspec URLs keep one file per record (omit actions=)"
+            )
+        if not self._local and found == "sqlite":
+            raise StoreError(
+                f"the store at {self.location} keeps its action records in SQLite "
+                f"({STAMP_NAME} says actions={found!r}); open it by its local path, not a URL"
+            )
+        if wanted is not None and wanted != found:
+            raise StoreError(
+                f"Store({self.location!r}, actions={wanted!r}): this store keeps its action "
+                f"records as {found!r} ({self.location}/{STAMP_NAME}); open it without "
+                f"actions= (or with actions={found!r}), or use a new store directory for "
+                f"actions={wanted!r}"
+            )
+        return found
+
+    def _write_stamp(self, layout: str) -> str:
+        """Publish the stamp unless one appeared meanwhile; returns the stamp that won."""
+        data = msgspec.json.encode({"format": STORE_FORMAT, "actions": layout})
+        if not self._local:
+            self.backend.makedirs("tmp")
+            self.backend.write_atomic(STAMP_NAME, data)
+            return layout
+        os.makedirs(self.root, exist_ok=True)
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        tmp = f"{self.tmp_dir}/{tmp_name('.stamp')}"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.link(tmp, f"{self.root}/{STAMP_NAME}")
+        except FileExistsError:
+            return msgspec.json.decode(self.backend.read(STAMP_NAME))["actions"]
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return layout
 
     @property
     def location(self) -> str:
@@ -134,7 +243,13 @@ class Store:
     def __reduce__(self) -> tuple:
         return (
             _reopen,
-            (self.location, self.allow_pickle, self.compress, self.storage_options),
+            (
+                self.location,
+                self.allow_pickle,
+                self.compress,
+                self.storage_options,
+                self.actions_layout,
+            ),
         )
 
     # -- paths ------------------------------------------------------------------------------------
@@ -169,13 +284,18 @@ class Store:
     def get_action(self, key: str) -> ActionRecord | None:
         """The record for ``key``, or None. Unreadable records count as misses."""
         h = _hex(key)
-        try:
-            if self._local:
-                data = _read_small(f"{self._actions_prefix}{h[:2]}/{h}")
-            else:
-                data = self.backend.read(f"actions/{h[:2]}/{h}")
-        except FileNotFoundError:
-            return None
+        if self._db is not None:
+            data = self._db.get(h)
+            if data is None:
+                return None
+        else:
+            try:
+                if self._local:
+                    data = _read_small(f"{self._actions_prefix}{h[:2]}/{h}")
+                else:
+                    data = self.backend.read(f"actions/{h[:2]}/{h}")
+            except FileNotFoundError:
+                return None
         try:
             record = decode_record(data)
         except msgspec.DecodeError:
@@ -184,8 +304,11 @@ class Store:
         return record if record.key == key else None
 
     def put_action(self, record: ActionRecord) -> None:
-        """Write a record (after its objects exist) atomically."""
+        """Write a record (after its objects exist) atomically; visible once this returns."""
         data = encode_record(record)
+        if self._db is not None:
+            self._db.put(_hex(record.key), data, time.time())
+            return
         if not self._local:
             self.backend.write_atomic(self.action_rel(record.key), data)
             return
@@ -213,7 +336,9 @@ class Store:
 
     def touch_action(self, key: str) -> None:
         """Mark a record as used now (gc evicts least-recently-used records first)."""
-        if self._local:
+        if self._db is not None:
+            self._db.touch(_hex(key), time.time())
+        elif self._local:
             h = _hex(key)
             with contextlib.suppress(OSError):
                 os.utime(f"{self._actions_prefix}{h[:2]}/{h}")
@@ -221,7 +346,93 @@ class Store:
             self.backend.touch(self.action_rel(key))
 
     def delete_action(self, key: str) -> None:
-        self.backend.remove(self.action_rel(key))
+        if self._db is not None:
+            self._db.delete(_hex(key))
+        else:
+            self.backend.remove(self.action_rel(key))
+
+    def delete_actions(self, keys: Iterable[str]) -> None:
+        """Delete many records (gc); on SQLite in one transaction, then the space is returned."""
+        if self._db is not None:
+            self._db.delete_many([_hex(k) for k in keys])
+        else:
+            for key in keys:
+                self.backend.remove(self.action_rel(key))
+
+    def iter_action_keys(self) -> Iterator[str]:
+        """Keys (``blake3:<hex>``) of every stored record, whatever the layout."""
+        if self._db is not None:
+            names: Iterable[str] = list(self._db.iter_keys())
+        else:
+            names = (
+                name
+                for shard in self.backend.listdir("actions")
+                for name in self.backend.listdir(f"actions/{shard}")
+            )
+        for name in names:
+            yield DIGEST_PREFIX + name
+
+    def read_action_bytes(self, key: str) -> bytes | None:
+        """The stored bytes of a record (not decoded nor checked), or None when absent."""
+        if self._db is not None:
+            return self._db.get(_hex(key))
+        try:
+            return self.backend.read(self.action_rel(key))
+        except FileNotFoundError:
+            return None
+
+    def action_entries(self) -> dict[str, tuple[int, float]]:
+        """key hex -> (record bytes, last write or touch time), for gc."""
+        if self._db is not None:
+            return {h: (size, when) for h, size, when in self._db.entries()}
+        out: dict[str, tuple[int, float]] = {}
+        for rel, size, mtime in self.backend.walk("actions"):
+            parts = rel.split("/")
+            if len(parts) > 2:
+                out[parts[2]] = (size, mtime)
+        return out
+
+    def action_stats(self) -> tuple[int, int]:
+        """(records, bytes on disk): the database files, or the record files."""
+        if self._db is not None:
+            return self._db.count()[0], self._db.disk_bytes()
+        entries = self.action_entries()
+        return len(entries), sum(size for size, _ in entries.values())
+
+    def compact_actions(self) -> None:
+        """Return space freed by deleted records to the filesystem (SQLite layout)."""
+        if self._db is not None:
+            self._db.compact()
+
+    # -- plan records (artifacts/plans.py) ---------------------------------------------------------
+
+    def get_plan_bytes(self, plan: str) -> bytes | None:
+        """The stored plan record for digest ``plan`` (not decoded nor checked), or None."""
+        if self._db is not None:
+            return self._db.get_plan(_hex(plan))
+        try:
+            return self.backend.read(_plan_rel(plan))
+        except FileNotFoundError:
+            return None
+
+    def put_plan_bytes(self, plan: str, data: bytes) -> None:
+        if self._db is not None:
+            self._db.put_plan(_hex(plan), data, time.time())
+        else:
+            self.backend.write_atomic(_plan_rel(plan), data)
+
+    def drop_plans(self) -> None:
+        """Delete every plan record (they only speed up re-runs; gc and repairs drop them)."""
+        if self._db is not None:
+            self._db.drop_plans()
+        self.backend.remove(PLANS_DIR)
+
+    def plan_stats(self) -> tuple[int, int]:
+        """(plan records, bytes)."""
+        if self._db is not None:
+            return self._db.plan_count()
+        sizes = [size for _rel, size, _mtime in self.backend.walk(PLANS_DIR)]
+        return len(sizes), sum(sizes)
 
     # -- objects ----------------------------------------------------------------------------------
 
@@ -471,10 +682,18 @@ class Store:
 
 
 def _reopen(
-    location: str, allow_pickle: bool, compress: bool, storage_options: dict[str, Any] | None
+    location: str,
+    allow_pickle: bool,
+    compress: bool,
+    storage_options: dict[str, Any] | None,
+    actions: str | None = None,
 ) -> Store:
     return Store(
-        location, allow_pickle=allow_pickle, compress=compress, storage_options=storage_options
+        location,
+        allow_pickle=allow_pickle,
+        compress=compress,
+        storage_options=storage_options,
+        actions=actions,
     )
 
 

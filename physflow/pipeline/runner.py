@@ -23,6 +23,7 @@ from ..artifacts.store import Store, open_store
 from .events import NodeEvent, ProgressCallback
 from .execute import Task, TaskInput, TaskOutcome
 from .executors import Executor, make_executor
+from .gc_pause import no_gc_pauses
 from .keys import cache_key_with_prefix, combined_outputs_digest
 from .plan import PlanNode, plan_digest, plan_pipeline
 from .stage import SINGLE_OUTPUT
@@ -165,8 +166,9 @@ def execute_plan(
     digest = plan_digest(plan)
     started = time.time()
     if replay:
-        replayed = read_plan(store, digest)
-        replayed_states = _replay(plan, replayed, store)
+        with no_gc_pauses():  # decoding a plan record makes many objects and no cycles
+            replayed = read_plan(store, digest)
+            replayed_states = _replay(plan, replayed, store)
         if replayed_states is not None:
             for uid, state in replayed_states.items():
                 if touch_hits:
@@ -561,10 +563,10 @@ def run_pipeline(
     ``physflow.DaskExecutor(...)``; ``workers`` sizes the local pools. Failed nodes do not stop
     independent branches unless ``fail_fast``. ``order_seed`` shuffles scheduling order (tests).
     """
-    from ..manifests import writer
 
     store = open_store(store)
-    plan = plan_pipeline(pipeline)
+    with no_gc_pauses():
+        plan = plan_pipeline(pipeline)
     runner = make_executor(executor, workers)
     outcome = execute_plan(
         plan,
@@ -576,6 +578,20 @@ def run_pipeline(
         order_seed=order_seed,
         touch_hits=not write_manifest,
     )
+    with no_gc_pauses():
+        return _finish_run(pipeline, store, outcome, overrides, write_manifest)
+
+
+def _finish_run(
+    pipeline: Pipeline,
+    store: Store,
+    outcome: RunOutcome,
+    overrides: Mapping[str, Any] | None,
+    write_manifest: bool,
+) -> RunResult:
+    """Write the manifest (and the plan record) of a finished run."""
+    from ..manifests import writer
+
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     replayed = outcome.replayed
     manifest: RunManifest | bytes

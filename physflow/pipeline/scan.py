@@ -11,15 +11,14 @@ scan resumes where it stopped.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..artifacts.inline import INLINE_MAX_BYTES
 from ..artifacts.store import Store, open_store
 from .executors import make_executor
+from .gc_pause import no_gc_pauses
 from .graph import Pipeline, PipelineError, Ref, suggest
 from .overrides import _set_nested, split_path
 from .plan import InputRef, PlanNode, config_digest
@@ -114,21 +113,6 @@ def _axis_fields(
             raise ScanError(f"scan axis '{path}': node '{node_id}' has no config to scan.")
         by_node.setdefault(node_id, []).append((a, fields, path))
     return by_node
-
-
-@contextlib.contextmanager
-def _no_gc_pauses() -> Iterator[None]:
-    """Planning a large scan, and turning its outcome into a manifest and a dataset, allocates
-    many small long-lived objects; with xarray/dask loaded each full collection they trigger
-    walks millions of objects (tens of ms, several times per scan). Collection is deferred to
-    the end of these phases (they make no cycles). Never used around stage code."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _set_field(config: Any, fields: list[str], value: Any, path: str) -> Any:
@@ -320,7 +304,7 @@ class ScanResult:
             "hits": m.hits,
             "misses": m.misses,
         }
-        with _no_gc_pauses():
+        with no_gc_pauses():
             collected = _collected(self.refs, self.plan, self.outcome)
             return build_dataset(self.points, collected, self.store, attrs, lazy_bytes)
 
@@ -353,7 +337,7 @@ def run_scan(
         write_scan_manifest,
     )
 
-    with _no_gc_pauses():
+    with no_gc_pauses():
         spoints = build_points(axes, mode=mode, points=points, sample=sample)
         refs = resolve_collect(pipeline, collect)
         splan = plan_scan(pipeline, spoints)
@@ -370,7 +354,7 @@ def run_scan(
     )
     if outcome.replayed is None:
         remember_plan(store, outcome)  # the next run of this same scan reads one record
-    with _no_gc_pauses():
+    with no_gc_pauses():
         records = []
         for p, uids in enumerate(splan.point_uids):
             status, error, failed_node = point_status(splan.order, uids, outcome)

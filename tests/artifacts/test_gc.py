@@ -10,10 +10,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import physflow as pf
+from tests.conftest import RawRecords
 
 from . import store_stages as S
+
+
+@pytest.fixture
+def store(tmp_path, actions_layout):
+    """Every gc test runs on both action-record layouts (SQLite and one file per record)."""
+    return pf.Store(tmp_path / "store", actions=actions_layout)
 
 
 def _run(store, seed, mib=1):
@@ -27,10 +35,9 @@ def _run(store, seed, mib=1):
 
 def _age(store, res, node, seconds):
     """Make a record look last used ``seconds`` ago: the LRU clock is the newer of the record's
-    mtime and the finish time of the newest manifest listing its key."""
-    path = store.action_path(res.outcome.states[node].key)
+    write/touch time and the finish time of the newest manifest listing its key."""
     t = time.time() - seconds
-    os.utime(path, (t, t))
+    RawRecords(store).set_time(res.outcome.states[node].key, t)
     manifest = json.loads(Path(res.manifest_path).read_text())
     manifest["started"] = manifest["finished"] = t
     with open(res.manifest_path, "w") as fh:
@@ -45,7 +52,8 @@ def test_stats_counts_by_kind(store):
     assert s.by_kind["objects"].bytes >= 1 << 20
     assert s.by_kind["actions"].entries == 2
     assert s.by_kind["manifests"].entries == 1
-    assert s.entries == 4 and s.bytes == sum(k.bytes for k in s.by_kind.values())
+    assert s.by_kind["plans"].entries == 1 and s.by_kind["plans"].bytes > 0
+    assert s.entries == 5 and s.bytes == sum(k.bytes for k in s.by_kind.values())
     assert res.manifest_path is not None
 
 
@@ -101,9 +109,30 @@ def test_gc_dry_run_changes_nothing(store):
     res = _run(store, 30)
     _age(store, res, "big", 5000)
     before = sorted(p for p in store.root.rglob("*"))
+    records = RawRecords(store).key_list()
     report = store.gc(older_than=60, keep_manifests=None, dry_run=True)
     assert report.dry_run and report.removed_actions and report.removed_objects
     assert sorted(p for p in store.root.rglob("*")) == before
+    assert RawRecords(store).key_list() == records and len(records) == 2
+
+
+def test_gc_returns_record_space_to_the_filesystem(tmp_path):
+    """On SQLite, deleted records' pages go back to the filesystem (incremental vacuum + WAL
+    checkpoint), so gc shrinks the database files, not just the row count."""
+    store = pf.Store(tmp_path / "s", actions="sqlite")
+    p = pf.Pipeline("many")
+    for i in range(300):
+        p.add(f"n{i}", S.ramp, S.RampConfig(n=1500, scale=float(i)))  # ~12 KiB inline each
+    res = p.run(store=store, write_manifest=False)
+    assert res.ok
+    entries, before = store.action_stats()
+    assert entries == 300 and before > 300 * 12_000
+    report = store.gc(max_bytes=0, keep_manifests=None)
+    assert len(report.removed_actions) == 300
+    entries, after = store.action_stats()
+    assert entries == 0 and after < before / 10
+    assert all(store.get_action(state.key) is None for state in res.outcome.states.values())
+    assert store.verify().ok
 
 
 def test_gc_removes_leftovers_of_dead_writers_only(store):

@@ -128,13 +128,23 @@ def test_quarantine_deletes_referencing_records(store):
     assert p.run(store=store).misses == ["a"]
 
 
-def test_unreadable_record_is_a_miss(store, calls):
+def test_unreadable_record_is_a_miss(tmp_path, calls, actions_layout, raw_records):
+    store = pf.Store(tmp_path / "store", actions=actions_layout)
     p = pf.Pipeline("p")
     p.add("a", S.ramp, S.RampConfig(n=10))
     res = p.run(store=store)
     key = res.outcome.states["a"].key
-    store.action_path(key).write_bytes(b"\x00garbage")
+    raw = raw_records(store)
+    raw.write(key, b"\x00garbage")
+    assert store.get_action(key) is None
+    assert pf.Store(store.root).get_action(key) is None  # a fresh process view agrees
+    report = store.verify(quarantine=False)
+    assert list(report.bad_records) == [key] and "undecodable" in report.bad_records[key]
+    assert raw.read(key) == b"\x00garbage"  # only reported
+    assert not store.verify().ok
+    assert raw.read(key) is None  # deleted by verify: the next run recomputes it
     assert p.run(store=store).misses == ["a"]
+    assert store.get_action(key).outputs == res.outcome.states["a"].outputs  # rewritten
 
 
 def test_verify_is_clean_for_every_codec_and_catches_each(tmp_path):

@@ -102,6 +102,8 @@ def test_cache_stats_verify_gc(tmp_path):
     physflow("run", str(DEMO), store=store)
     stats = physflow("cache", "stats", "--store", str(store))
     assert "objects" in stats.stdout and "actions" in stats.stdout
+    # the demo's records live in actions.sqlite (a new local store): counted as rows
+    assert "'actions': {'entries': 3," in stats.stdout and (store / "actions.sqlite").is_file()
     assert "bad_objects: {}" in physflow("cache", "verify", store=store).stdout
     # corrupt one stored array: verify reports it (exit 1) and the next run recomputes
     chunk = next(

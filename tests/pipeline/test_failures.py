@@ -50,13 +50,14 @@ def store_is_consistent(root: Path) -> None:
     """Every action record references only objects that exist and read back intact."""
     store = pf.Store(root)
     from physflow.artifacts.records import decode_record
+    from tests.conftest import RawRecords
 
-    for path in (root / "actions").rglob("*"):
-        if path.is_file():
-            record = decode_record(path.read_bytes())
-            assert store.has_objects(tuple(record.object_digests)), path
-            for entry in record.outputs.values():
-                store.get_value(entry)
+    raw = RawRecords(store)
+    for key in raw.key_list():
+        record = decode_record(raw.read(key))
+        assert store.has_objects(tuple(record.object_digests)), key
+        for entry in record.outputs.values():
+            store.get_value(entry)
 
 
 # -- isolation ------------------------------------------------------------------------------------
@@ -309,10 +310,10 @@ def test_sigint_cancels_and_writes_interrupted_manifest(tmp_path, executor, to_g
     store_is_consistent(store)
     # A re-run resumes: the interrupted node was never recorded.
     from physflow.artifacts.records import decode_record
+    from tests.conftest import RawRecords
 
-    names = [
-        decode_record(p.read_bytes()).node_id for p in (store / "actions").rglob("*") if p.is_file()
-    ]
+    raw = RawRecords(pf.Store(store))
+    names = [decode_record(raw.read(key)).node_id for key in raw.key_list()]
     assert "slow" not in names
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-
 import msgspec
 import numpy as np
+import pytest
 
 import physflow as pf
-from physflow.artifacts.plans import decode_plan, plan_rel, read_plan
+from physflow.artifacts.plans import decode_plan, read_plan
 from physflow.manifests.writer import as_replayed_hit, node_record
 from physflow.pipeline.plan import plan_digest, plan_pipeline
 from physflow.pipeline.runner import NodeState
@@ -16,6 +15,12 @@ from physflow.pipeline.runner import NodeState
 from .counting_stages import CALLS, Level, Scale, noise, scale, source, split, total
 
 BIG = 1 << 16
+
+
+@pytest.fixture
+def store(tmp_path, actions_layout):
+    """Plan records live in actions.sqlite or in plans/ files: every test runs on both."""
+    return pf.Store(tmp_path / "store", actions=actions_layout)
 
 
 @pf.stage(version="1")
@@ -54,7 +59,7 @@ def test_third_run_is_replayed_and_matches_a_per_node_warm_run(store, calls):
     assert second["sum"] == first["sum"] == 1000.0
     np.testing.assert_array_equal(second["noise"], first["noise"])
     # the same run on the per-node path (no plan records) gives the same manifest
-    shutil.rmtree(store.root / "plans")
+    store.drop_plans()
     per_node = pipeline().run(store=store)
     assert per_node.outcome.replayed is None
     assert _comparable(second.manifest) == _comparable(per_node.manifest)
@@ -122,10 +127,9 @@ def test_missing_object_falls_back_and_recomputes(store, calls):
 def test_damaged_plan_record_is_ignored(store, calls):
     pipeline().run(store=store)
     digest = plan_digest(plan_pipeline(pipeline()))
-    path = store.root / plan_rel(digest)
-    data = bytearray(path.read_bytes())
+    data = bytearray(store.get_plan_bytes(digest))
     data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+    store.put_plan_bytes(digest, bytes(data))
     assert read_plan(store, digest) is None
     calls.clear()
     res = pipeline().run(store=store)
@@ -138,10 +142,8 @@ def test_plan_record_filed_under_another_digest_is_ignored(store, calls):
     pipeline(factor=3.0).run(store=store)
     other = plan_digest(plan_pipeline(pipeline(factor=3.0)))
     mine = plan_digest(plan_pipeline(pipeline()))
-    target = store.root / plan_rel(mine)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(store.root / plan_rel(other), target)
-    assert decode_plan(target.read_bytes()).plan == other
+    store.put_plan_bytes(mine, store.get_plan_bytes(other))
+    assert decode_plan(store.get_plan_bytes(mine)).plan == other
     calls.clear()
     res = pipeline().run(store=store)
     assert res.outcome.replayed is None
@@ -183,3 +185,35 @@ def test_replay_works_on_every_executor(store, calls, dask_executor):
     for executor in ("threads", "processes", dask_executor):
         res = pipeline().run(store=store, executor=executor)
         assert res.outcome.replayed is not None and res["sum"] == 1000.0
+
+
+def test_gc_that_removes_records_drops_plan_records(store, calls):
+    pipeline().run(store=store)
+    assert store.stats().by_kind["plans"].entries == 1
+    dry = store.gc(max_bytes=0, keep_manifests=None, dry_run=True)
+    assert dry.removed_plans == 1 and store.stats().by_kind["plans"].entries == 1
+    report = store.gc(max_bytes=0, keep_manifests=None)
+    assert report.removed_actions and report.removed_plans == 1
+    assert store.stats().by_kind["plans"].entries == 0
+    calls.clear()
+    res = pipeline().run(store=store)
+    assert res.outcome.replayed is None and sum(calls.values()) == 6  # nothing survived gc
+
+
+def test_gc_keeps_plan_records_when_nothing_else_goes(store):
+    pipeline().run(store=store)
+    report = store.gc(max_bytes=None, keep_manifests=None)
+    assert report.removed_plans == 0 and not report.removed_actions
+    assert pipeline().run(store=store).outcome.replayed is not None
+
+
+def test_verify_repair_drops_plan_records(store, calls, raw_records):
+    first = pipeline().run(store=store)
+    key = first.outcome.states["sum"].key
+    raw_records(store).write(key, b"\x00garbage")
+    report = store.verify()
+    assert list(report.bad_records) == [key]
+    calls.clear()
+    res = pipeline().run(store=store)
+    assert res.outcome.replayed is None and dict(calls) == {"total": 1}
+    assert res["sum"] == 1000.0

@@ -9,12 +9,12 @@ import pytest
 
 import physflow as pf
 from physflow.artifacts import arrays
+from tests.conftest import RawRecords
 
 
 def _visible(store):
     objects = [p for p in store.objects_dir.rglob("*") if p.is_file()]
-    actions = [p for p in store.actions_dir.rglob("*") if p.is_file()]
-    return objects, actions
+    return objects, RawRecords(store).key_list()
 
 
 def test_exception_mid_object_write_leaves_nothing_visible(tmp_path, monkeypatch):
@@ -44,8 +44,12 @@ def test_exception_mid_object_write_leaves_nothing_visible(tmp_path, monkeypatch
     np.testing.assert_array_equal(res["big"], np.arange(100_000, dtype=np.float64))
 
 
-def test_exception_writing_record_leaves_no_record(tmp_path, monkeypatch):
-    store = pf.Store(tmp_path / "s")
+def test_exception_writing_record_leaves_no_record(tmp_path, monkeypatch, actions_layout):
+    """The record write itself fails (files: the rename; SQLite: the INSERT aborts inside the
+    database, raised by a trigger on the real file): no record, and the next run recomputes."""
+    import sqlite3
+
+    store = pf.Store(tmp_path / "s", actions=actions_layout)
 
     @pf.stage
     def small() -> int:
@@ -56,10 +60,20 @@ def test_exception_writing_record_leaves_no_record(tmp_path, monkeypatch):
 
     p = pf.Pipeline("p")
     p.add("n", small)
+    fail = (
+        "CREATE TRIGGER fail BEFORE INSERT ON actions BEGIN SELECT RAISE(ABORT, 'interrupted'); END"
+    )
     with monkeypatch.context() as m:
-        m.setattr(os, "replace", failing_replace)
+        if actions_layout == "files":
+            m.setattr(os, "replace", failing_replace)
+        else:
+            with sqlite3.connect(store.root / "actions.sqlite", isolation_level=None) as db:
+                db.execute(fail)
         res = p.run(store=store, write_manifest=False)
-    assert res.failed == ["n"]
+    if actions_layout == "sqlite":
+        with sqlite3.connect(store.root / "actions.sqlite", isolation_level=None) as db:
+            db.execute("DROP TRIGGER fail")
+    assert res.failed == ["n"] and "interrupted" in res.errors["n"]
     assert _visible(store)[1] == []
     assert p.run(store=store).misses == ["n"]
 
@@ -75,11 +89,12 @@ def test_direct_read_of_corrupted_array_raises(tmp_path):
         store.get_value(entry)
 
 
-def test_damaged_record_that_still_decodes_is_a_miss(tmp_path):
+def test_damaged_record_that_still_decodes_is_a_miss(tmp_path, actions_layout):
     """A flipped bit in an inline float keeps the msgpack valid; the checksum catches it."""
     import struct
 
-    store = pf.Store(tmp_path / "s")
+    store = pf.Store(tmp_path / "s", actions=actions_layout)
+    raw = RawRecords(store)
 
     @pf.stage
     def third() -> float:
@@ -88,12 +103,16 @@ def test_damaged_record_that_still_decodes_is_a_miss(tmp_path):
     p = pf.Pipeline("p")
     p.add("t", third)
     first = p.run(store=store)
-    path = store.action_path(first.outcome.states["t"].key)
-    data = bytearray(path.read_bytes())
+    key = first.outcome.states["t"].key
+    data = bytearray(raw.read(key))
     packed = b"\xcb" + struct.pack(">d", 1 / 3)  # msgpack float64
     at = data.index(packed) + 8
     data[at] ^= 0x01  # last mantissa byte: still a valid float, a different value
-    path.write_bytes(bytes(data))
+    raw.write(key, bytes(data))
+    assert store.get_action(key) is None
+    replayed = p.run(store=store)  # the plan record keeps an intact copy of the record
+    assert replayed.outcome.replayed is not None and replayed["t"] == 1 / 3
+    store.drop_plans()  # the per-node path must not serve the damaged record
     again = p.run(store=store)
     assert again.misses == ["t"]
     assert again["t"] == 1 / 3
