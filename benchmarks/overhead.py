@@ -79,9 +79,9 @@ def bench_physflow(shape: str, n: int, repeat: int) -> dict[str, float]:
     per_node = best_of(
         lambda: pipeline.run(store=warm_store),
         repeat,
-        setup=lambda: shutil.rmtree(warm_store.root / "plans", ignore_errors=True),
+        setup=lambda: warm_store.drop_plans(),
     )
-    shutil.rmtree(warm_store.root / "plans", ignore_errors=True)
+    warm_store.drop_plans()
     result = pipeline.run(store=warm_store)
     assert len(result.hits) == n and result.outcome.replayed is None
     shutil.rmtree(root, ignore_errors=True)

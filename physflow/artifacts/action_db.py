@@ -84,12 +84,25 @@ def create_db(path: str, tmp_path: str) -> None:
                 os.unlink(tmp_path + suffix)
 
 
+#: How long a deferred record may wait before it is committed (see ActionDb.deferred_puts).
+DEFER_WINDOW_S = 0.02
+
+
 class ActionDb:
     """key (hex) -> encoded record bytes, with write and last-use times for gc."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._local = threading.local()
+        # write-behind state (deferred_puts): records waiting for the flusher's next commit
+        self._pending: dict[str, tuple[bytes, float]] = {}
+        self._flushing: dict[str, tuple[bytes, float]] = {}  # being committed right now
+        self._pending_lock = threading.Lock()
+        self._defer_depth = 0
+        self._defer_pid = 0
+        self._flusher: threading.Thread | None = None
+        self._stop_flusher = threading.Event()
+        self._flush_error: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"ActionDb({self.path!r})"
@@ -119,6 +132,10 @@ class ActionDb:
         return conn
 
     def get(self, key: str) -> bytes | None:
+        if self._pending or self._flushing:  # put by this process, not yet committed
+            item = self._pending.get(key) or self._flushing.get(key)
+            if item is not None:
+                return item[0]
         local = self._local
         conn = getattr(local, "conn", None)
         if conn is None or local.pid != _PID:
@@ -127,13 +144,96 @@ class ActionDb:
         return None if row is None else row[0]
 
     def put(self, key: str, data: bytes, written: float) -> None:
-        """Insert or replace (last writer wins, as ``os.replace`` did); committed on return."""
+        """Insert or replace (last writer wins, as ``os.replace`` did); committed on return,
+        or within :data:`DEFER_WINDOW_S` inside :meth:`deferred_puts`."""
+        if self._defer_depth and self._defer_pid == _PID:
+            with self._pending_lock:
+                self._pending[key] = (data, written)
+            return
         self.conn().execute(PUT_SQL, (key, data, written))
+
+    @contextlib.contextmanager
+    def deferred_puts(self) -> Iterator[None]:
+        """Commit this process's puts in batches: a flusher thread commits what arrived in the
+        last :data:`DEFER_WINDOW_S` in one transaction, and leaving the block commits the rest.
+
+        Why: an autocommitted put costs ~35 us (one WAL append and lock cycle per record), a
+        batched one a few us. The runner uses this for executors that run stages in its own
+        process. The price: other processes see a record up to one window later, and a process
+        killed with SIGKILL loses at most the last window's records (their nodes run again next
+        time; nothing wrong is ever served). Puts from forked children are never deferred.
+        """
+        if self._defer_depth and self._defer_pid == _PID:  # nested run in the same process
+            self._defer_depth += 1
+            try:
+                yield
+            finally:
+                self._defer_depth -= 1
+            return
+        self._defer_depth, self._defer_pid = 1, _PID
+        self._stop_flusher.clear()
+        self._flush_error = None
+        flusher = threading.Thread(target=self._flush_loop, name="physflow-records", daemon=True)
+        self._flusher = flusher
+        flusher.start()
+        try:
+            yield
+        finally:
+            self._stop_flusher.set()
+            flusher.join()
+            self._flusher = None
+            self._defer_depth = 0
+            try:
+                self.flush()  # what arrived after the flusher's last pass
+            except sqlite3.Error as exc:
+                self._pending, self._flush_error = {}, None
+                raise OSError(
+                    f"could not record results in {self.path}: {exc}. The stages ran but "
+                    "their results are not cached; fix the store (disk space, permissions) "
+                    "and run again."
+                ) from exc
+
+    def _flush_loop(self) -> None:
+        try:
+            while not self._stop_flusher.wait(DEFER_WINDOW_S):
+                try:
+                    self.flush()
+                except sqlite3.Error as exc:  # kept pending; the final flush retries and raises
+                    self._flush_error = exc
+        finally:
+            self.close()  # this thread's connection
+
+    def flush(self) -> None:
+        """Commit every pending record in one transaction (kept pending if that fails)."""
+        if not self._pending:
+            return
+        with self._pending_lock:
+            batch, self._pending = self._pending, {}
+            self._flushing = batch
+        conn = self.conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(PUT_SQL, ((k, d, w) for k, (d, w) in batch.items()))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except BaseException:
+            with self._pending_lock:  # newer puts of the same keys win
+                self._pending = {**batch, **self._pending}
+                self._flushing = {}
+            raise
+        self._flushing = {}
+        self._flush_error = None
 
     def touch(self, key: str, when: float) -> None:
         self.conn().execute(TOUCH_SQL, (when, key))
 
     def delete(self, key: str) -> None:
+        if self._pending:
+            with self._pending_lock:
+                self._pending.pop(key, None)
         self.conn().execute(DELETE_SQL, (key,))
 
     def delete_many(self, keys: Iterable[str]) -> None:

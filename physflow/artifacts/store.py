@@ -334,6 +334,13 @@ class Store:
                 os.unlink(tmp)
             raise
 
+    def deferred_action_writes(self) -> contextlib.AbstractContextManager[None]:
+        """Batch this process's record writes into few commits (SQLite layout; see
+        :meth:`ActionDb.deferred_puts` for the trade-off). A no-op for per-file records."""
+        if self._db is None:
+            return contextlib.nullcontext()
+        return self._db.deferred_puts()
+
     def touch_action(self, key: str) -> None:
         """Mark a record as used now (gc evicts least-recently-used records first)."""
         if self._db is not None:

@@ -369,7 +369,8 @@ def execute_plan(
                 ready.append(up)
         return True
 
-    try:
+    def _loop() -> None:
+        nonlocal ready, pending_tasks
         while True:
             if shuffler is not None and len(ready) > 1:
                 order = list(ready)
@@ -410,6 +411,12 @@ def execute_plan(
                     if uid in running and uid not in started_uids:
                         started_uids.add(uid)
                         event("started", uid)
+
+    # Stages running in this process record their results in batches (one commit per ~20 ms).
+    deferred = store.deferred_action_writes() if executor.in_memory else contextlib.nullcontext()
+    try:
+        with deferred:
+            _loop()
     except KeyboardInterrupt:
         interrupted = True
         executor.shutdown(cancel=True)

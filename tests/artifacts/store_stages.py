@@ -142,3 +142,42 @@ def ramp_zstd(cfg: RampConfig) -> np.ndarray:
 @pf.stage(version="1", compress=False)
 def ramp_raw(cfg: RampConfig) -> np.ndarray:
     return np.round(np.arange(cfg.n, dtype=np.float64) * cfg.scale, 1)
+
+
+class StepConfig(pf.Config):
+    index: int
+    kill: bool = False
+    pause_s: float = 0.0
+
+
+@pf.stage(version="1")
+def step(cfg: StepConfig, x: float) -> float:
+    """One link of a chain; ``kill`` SIGKILLs the running process (a crash mid-run)."""
+    if cfg.kill:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    if cfg.pause_s:
+        import time
+
+        time.sleep(cfg.pause_s)
+    return x + cfg.index
+
+
+@pf.stage(version="1")
+def zero() -> float:
+    return 0.0
+
+
+def chain(length: int, kill_at: int | None = None, pause_s: float = 0.0) -> pf.Pipeline:
+    p = pf.Pipeline("deferred-chain", seed=0)
+    p.add("s0", zero)
+    for i in range(1, length):
+        cfg = StepConfig(index=i, kill=i == kill_at, pause_s=pause_s)
+        p.add(f"s{i}", step, cfg, x=f"s{i - 1}")
+    return p
+
+
+def run_chain(root: str, length: int, kill_at: int | None = None, pause_s: float = 0.0) -> None:
+    """Entry point for a child process: a serial run that may crash part way."""
+    chain(length, kill_at, pause_s).run(store=pf.Store(root), write_manifest=False)
