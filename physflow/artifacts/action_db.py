@@ -31,6 +31,12 @@ CREATE_PLANS_SQL = (
     "CREATE TABLE IF NOT EXISTS plans(digest TEXT PRIMARY KEY, record BLOB NOT NULL, "
     "written REAL NOT NULL)"
 )
+CREATE_LATEST_SQL = (
+    "CREATE TABLE IF NOT EXISTS latest_plans(name TEXT PRIMARY KEY, digest TEXT NOT NULL)"
+)
+GET_LATEST_SQL = "SELECT digest FROM latest_plans WHERE name = ?"
+SET_LATEST_SQL = "INSERT OR REPLACE INTO latest_plans(name, digest) VALUES (?, ?)"
+DROP_LATEST_SQL = "DELETE FROM latest_plans"
 GET_PLAN_SQL = "SELECT record FROM plans WHERE digest = ?"
 PUT_PLAN_SQL = "INSERT OR REPLACE INTO plans(digest, record, written) VALUES (?, ?, ?)"
 DROP_PLANS_SQL = "DELETE FROM plans"
@@ -72,6 +78,7 @@ def create_db(path: str, tmp_path: str) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(CREATE_SQL)
         conn.execute(CREATE_PLANS_SQL)
+        conn.execute(CREATE_LATEST_SQL)
     finally:
         conn.close()
     try:
@@ -266,7 +273,23 @@ class ActionDb:
 
     def drop_plans(self) -> int:
         """Delete every plan record; returns how many there were."""
-        return self.conn().execute(DROP_PLANS_SQL).rowcount
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            count = conn.execute(DROP_PLANS_SQL).rowcount
+            conn.execute(DROP_LATEST_SQL)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return count
+
+    def get_latest_plan(self, name: str) -> str | None:
+        row = self.conn().execute(GET_LATEST_SQL, (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_latest_plan(self, name: str, digest: str) -> None:
+        self.conn().execute(SET_LATEST_SQL, (name, digest))
 
     def plan_count(self) -> tuple[int, int]:
         """(plan records, bytes of their data)."""

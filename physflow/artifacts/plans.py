@@ -16,8 +16,13 @@ object a record references is still in the store (gc or quarantine may have remo
 run takes the per-node path, which recomputes what is missing). Plan records are a cache of the
 action cache: deleting them (gc does) only costs speed.
 
-The record may carry ``manifest_nodes``: the run manifest's node list for an all-hit run of this
-plan, already encoded, so a replayed run writes its manifest without rebuilding node records.
+Each node may carry its manifest record as an all-hit run shows it, already encoded, so a
+replayed run writes its manifest without rebuilding node records.
+
+The newest plan record of each pipeline name is also remembered (``Store.set_latest_plan``).
+When a plan changed (one config edited), the runner reads that record and serves the nodes
+whose keys did not change from it, by key, like the action cache would, and reuses their
+manifest records when the node's token is unchanged too.
 """
 
 from __future__ import annotations
@@ -42,13 +47,15 @@ class PlanEntry(msgspec.Struct, frozen=True, array_like=True):
     key: str
     input_digests: dict[str, str]
     record: ActionRecord
+    #: The node's share of the plan digest (``PlanNode.token``).
+    token: bytes = b""
+    #: The node's manifest record (JSON) as an all-hit run shows it, if the run made one.
+    manifest_node: bytes | None = None
 
 
 class PlanRecord(msgspec.Struct, frozen=True):
     plan: str
     nodes: list[PlanEntry]
-    #: The manifest's ``nodes`` JSON array for an all-hit run of this plan (or None).
-    manifest_nodes: bytes | None = None
 
 
 _ENCODER = msgspec.msgpack.Encoder()

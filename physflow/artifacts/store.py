@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import blake3
 import msgspec
 import numpy as np
 
@@ -81,6 +82,10 @@ PLANS_DIR = "plans"
 def _plan_rel(plan: str) -> str:
     h = _hex(plan)
     return f"{PLANS_DIR}/{h[:2]}/{h}"
+
+
+def _latest_rel(name: str) -> str:
+    return f"{PLANS_DIR}/latest/{blake3.blake3(name.encode()).hexdigest()[:32]}"
 
 
 def is_url(location: Any) -> bool:
@@ -428,6 +433,21 @@ class Store:
         else:
             self.backend.write_atomic(_plan_rel(plan), data)
 
+    def get_latest_plan(self, name: str) -> str | None:
+        """Digest of the newest plan record written for pipeline ``name`` (a hint), or None."""
+        if self._db is not None:
+            return self._db.get_latest_plan(name)
+        try:
+            return self.backend.read(_latest_rel(name)).decode()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+
+    def set_latest_plan(self, name: str, plan: str) -> None:
+        if self._db is not None:
+            self._db.set_latest_plan(name, plan)
+        else:
+            self.backend.write_atomic(_latest_rel(name), plan.encode())
+
     def drop_plans(self) -> None:
         """Delete every plan record (they only speed up re-runs; gc and repairs drop them)."""
         if self._db is not None:
@@ -438,7 +458,11 @@ class Store:
         """(plan records, bytes)."""
         if self._db is not None:
             return self._db.plan_count()
-        sizes = [size for _rel, size, _mtime in self.backend.walk(PLANS_DIR)]
+        sizes = [
+            size
+            for rel, size, _mtime in self.backend.walk(PLANS_DIR)
+            if not rel.startswith(f"{PLANS_DIR}/latest/")
+        ]
         return len(sizes), sum(sizes)
 
     # -- objects ----------------------------------------------------------------------------------

@@ -172,10 +172,28 @@ def as_replayed_hit(record: NodeRecord, state: NodeState) -> NodeRecord:
     )
 
 
-def replay_manifest_nodes(manifest: RunManifest, outcome: RunOutcome) -> bytes:
-    """The encoded ``nodes`` array of a run that replays ``outcome`` (see artifacts/plans.py)."""
-    states = outcome.states
-    return _ENCODER.encode([as_replayed_hit(r, states[r.id]) for r in manifest.nodes])
+def encode_run_nodes(outcome: RunOutcome) -> tuple[bytes, list[bytes]]:
+    """The manifest's ``nodes`` array (JSON), and each node's record as a later run that
+    replays this one shows it (for the plan record).
+
+    Nodes whose record a plan record already had (``state.manifest_node``) are not rebuilt.
+    Records are encoded one by one with the manifest's encoder, so the array is the same bytes
+    that encoding the list at once would give.
+    """
+    encode = _ENCODER.encode
+    encoded: list[bytes] = []
+    replayed: list[bytes] = []
+    for uid, state in outcome.states.items():
+        if state.manifest_node is not None:
+            encoded.append(state.manifest_node)
+            replayed.append(state.manifest_node)
+            continue
+        record = node_record(outcome.nodes[uid], state)
+        data = encode(record)
+        encoded.append(data)
+        hit = as_replayed_hit(record, state) if state.status in ("hit", "miss") else record
+        replayed.append(data if hit is record else encode(hit))
+    return b"[" + b",".join(encoded) + b"]", replayed
 
 
 def build_run_manifest(

@@ -36,6 +36,8 @@ class PlanNode:
     key_prefix: bytes = b""
     #: What identifies the node's random stream; None for stages without ``rng``.
     seed_token: str | None = field(default=None, init=False)
+    #: This node's share of the plan digest (set by :func:`plan_digest`).
+    token: bytes = field(default=b"", init=False)
 
     def __post_init__(self) -> None:
         # plain attributes, not properties: they are read once per node on every cached run
@@ -92,30 +94,32 @@ def plan_digest(nodes: list[PlanNode]) -> str:
     Per node, in plan order: uid, node id, stage name/version/outputs/units, the key prefix
     (fingerprint + config digest), the seed token, and the wiring of its inputs. Two plans with
     the same digest have the same keys for the same store contents, so a plan record (see
-    :mod:`physflow.artifacts.plans`) of one replays the other. Every text part is length-prefixed,
-    so no two plans share an encoding.
+    :mod:`physflow.artifacts.plans`) of one replays the other. Each node's share is also left on
+    it as ``node.token``: a node with the same token and key as in an earlier run gets the same
+    manifest record. Every text part is length-prefixed, so no two plans share an encoding.
     """
     stage_tokens: dict[int, str] = {}
-    parts = ["physflow.plan.v1"]
-    append = parts.append
+    tokens = [b"physflow.plan.v2"]
+    append = tokens.append
     for node in nodes:
         stage = node.stage
-        token = stage_tokens.get(id(stage))
-        if token is None:
+        stage_token = stage_tokens.get(id(stage))
+        if stage_token is None:
             texts = (stage.name, stage.version, repr(stage.outputs))
             texts += (repr(getattr(stage, "units", None)),)
-            token = stage_tokens[id(stage)] = "".join(f"{len(t)}:{t}" for t in texts)
+            stage_token = stage_tokens[id(stage)] = "".join(f"{len(t)}:{t}" for t in texts)
         uid, node_id, seed = node.uid, node.node_id, node.seed_token or ""
         prefix = node.key_prefix.hex()
         inputs = node.inputs
-        append(
-            f"|{len(uid)}:{uid}{len(node_id)}:{node_id}{token}"
+        text = (
+            f"{len(uid)}:{uid}{len(node_id)}:{node_id}{stage_token}"
             f"{len(prefix)}:{prefix}{len(seed)}:{seed}{len(inputs)}"
         )
         for name, ref in sorted(inputs.items()) if len(inputs) > 1 else inputs.items():
             out = ref.output
-            append(
-                f"{len(name)}:{name}{len(ref.uid)}:{ref.uid}"
-                + (f"{len(out)}:{out}" if out is not None else "-")
+            text += f"{len(name)}:{name}{len(ref.uid)}:{ref.uid}" + (
+                f"{len(out)}:{out}" if out is not None else "-"
             )
-    return DIGEST_PREFIX + blake3.blake3("".join(parts).encode()).hexdigest()
+        node.token = token = blake3.blake3(text.encode()).digest()
+        append(token)
+    return DIGEST_PREFIX + blake3.blake3(b"".join(tokens)).hexdigest()

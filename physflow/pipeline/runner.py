@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sqlite3
 import time
 import uuid
 from collections import defaultdict, deque
@@ -48,6 +49,8 @@ class NodeState:
     record: ActionRecord | None = None
     outcome: TaskOutcome | None = None
     error: str | None = None
+    #: This node's manifest record (JSON), when a plan record already had it.
+    manifest_node: bytes | None = None
 
 
 @dataclass
@@ -118,22 +121,59 @@ def _replay(
         objects = _record_objects(action)
         if objects and not has_objects(objects):
             return None  # gc or quarantine removed a value: the per-node path recomputes it
-        states[entry.uid] = NodeState("hit", entry.key, entry.input_digests, action.outputs, action)
+        states[entry.uid] = NodeState(
+            "hit",
+            entry.key,
+            entry.input_digests,
+            action.outputs,
+            action,
+            None,
+            None,
+            entry.manifest_node,
+        )
     return states
 
 
-def remember_plan(store: Store, outcome: RunOutcome, manifest_nodes: bytes | None = None) -> None:
-    """Write the plan record that lets the next run of this plan replay this one."""
+def _hints(store: Store, latest: str | None, digest: str) -> dict[str, PlanEntry]:
+    """Records of the newest plan record of pipeline ``latest``, by key (see plans.py)."""
+    if latest is None:
+        return {}
+    previous = store.get_latest_plan(latest)
+    record = read_plan(store, previous) if previous is not None else None
+    if record is None:
+        return {}
+    return {entry.key: entry for entry in record.nodes if entry.record.key == entry.key}
+
+
+def remember_plan(
+    store: Store,
+    outcome: RunOutcome,
+    manifest_nodes: list[bytes] | None = None,
+    latest: str | None = None,
+) -> None:
+    """Write the plan record that lets the next run of this plan replay this one.
+
+    ``manifest_nodes``: each node's manifest record as an all-hit run shows it; ``latest``: the
+    pipeline name under which this becomes the newest plan record (hints for changed plans).
+    """
     if outcome.plan_digest is None or not outcome.complete:
         return
     entries = []
-    for uid, state in outcome.states.items():
+    nodes = outcome.nodes
+    for i, (uid, state) in enumerate(outcome.states.items()):
         if state.key is None or state.record is None:
             return
-        entries.append(PlanEntry(uid, state.key, state.input_digests, state.record))
+        manifest_node = manifest_nodes[i] if manifest_nodes is not None else None
+        entries.append(
+            PlanEntry(
+                uid, state.key, state.input_digests, state.record, nodes[uid].token, manifest_node
+            )
+        )
     # Only an accelerator: a full disk or a read-only store must not fail a finished run.
-    with contextlib.suppress(OSError):
-        write_plan(store, PlanRecord(outcome.plan_digest, entries, manifest_nodes))
+    with contextlib.suppress(OSError, sqlite3.Error):
+        write_plan(store, PlanRecord(outcome.plan_digest, entries))
+        if latest is not None:
+            store.set_latest_plan(latest, outcome.plan_digest)
 
 
 def execute_plan(
@@ -147,6 +187,7 @@ def execute_plan(
     order_seed: int | None = None,
     touch_hits: bool = False,
     replay: bool = True,
+    latest: str | None = None,
 ) -> RunOutcome:
     """Run a plan to completion. Never raises for stage failures; KeyboardInterrupt is caught,
     running work is cancelled and the outcome is marked interrupted.
@@ -159,12 +200,15 @@ def execute_plan(
 
     A plan whose last complete run left a plan record (:func:`remember_plan`) is served from
     that one record when ``replay`` is true and every object it references is still stored.
+    Otherwise the newest plan record of pipeline ``latest`` (if given) serves as a first place
+    to look for each key's record.
     """
     plan = list(plan)
     nodes = {n.uid: n for n in plan}
     total = len(nodes)
     digest = plan_digest(plan)
     started = time.time()
+    hints: dict[str, PlanEntry] = {}
     if replay:
         with no_gc_pauses():  # decoding a plan record makes many objects and no cycles
             replayed = read_plan(store, digest)
@@ -187,6 +231,8 @@ def execute_plan(
                 digest,
                 replayed,
             )
+        with no_gc_pauses():
+            hints = _hints(store, latest, digest)
     states = {uid: NodeState() for uid in nodes}
     downstream: dict[str, list[str]] = defaultdict(list)
     waiting_on: dict[str, int] = {}
@@ -276,8 +322,16 @@ def execute_plan(
             state.input_digests[name] = _input_token(up_state, ref.output, nodes[ref.uid])
         key = cache_key_with_prefix(node.key_prefix, state.input_digests, node.seed_token)
         state.key = key
-        record = store.get_action(key)
-        if record is not None and store.has_objects(_record_objects(record)):
+        hint = hints.get(key) if hints else None
+        if hint is not None and store.has_objects(_record_objects(hint.record)):
+            record: ActionRecord | None = hint.record
+            if hint.token == node.token:  # same node, same key: same manifest record
+                state.manifest_node = hint.manifest_node
+        else:
+            record = store.get_action(key)
+            if record is not None and not store.has_objects(_record_objects(record)):
+                record = None
+        if record is not None:
             if touch_hits:
                 store.touch_action(key)
             event("hit", uid)
@@ -364,6 +418,7 @@ def execute_plan(
         for up in producers:
             up_state = states[up]
             up_state.status, up_state.outputs, up_state.record = "pending", None, None
+            up_state.manifest_node = None
             redo_targets.setdefault(up, []).append(uid)
             if len(redo_targets[up]) == 1:
                 ready.append(up)
@@ -441,7 +496,7 @@ class RunResult:
         pipeline: Pipeline,
         store: Store,
         outcome: RunOutcome,
-        manifest: RunManifest | bytes,
+        manifest: RunManifest | bytes,  # bytes: decoded on first use
         manifest_path: str | None,
     ) -> None:
         self.pipeline = pipeline
@@ -584,6 +639,7 @@ def run_pipeline(
         keep_in_memory=False,
         order_seed=order_seed,
         touch_hits=not write_manifest,
+        latest=pipeline.name,
     )
     with no_gc_pauses():
         return _finish_run(pipeline, store, outcome, overrides, write_manifest)
@@ -600,20 +656,15 @@ def _finish_run(
     from ..manifests import writer
 
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    replayed = outcome.replayed
-    manifest: RunManifest | bytes
-    if replayed is not None and replayed.manifest_nodes is not None:
-        # A replayed run: its node records are the stored ones; only the header is new.
-        header = writer.build_run_manifest(
-            pipeline, store, outcome, run_id, overrides or {}, with_nodes=False
-        )
-        manifest = writer.encode_manifest(header, replayed.manifest_nodes)
-        path = str(writer.write_manifest(store, header, manifest)) if write_manifest else None
-    else:
-        manifest = writer.build_run_manifest(pipeline, store, outcome, run_id, overrides or {})
-        path = str(writer.write_manifest(store, manifest)) if write_manifest else None
-        if outcome.complete:
-            remember_plan(store, outcome, writer.replay_manifest_nodes(manifest, outcome))
+    header = writer.build_run_manifest(
+        pipeline, store, outcome, run_id, overrides or {}, with_nodes=False
+    )
+    # Node records a plan record already had are reused as encoded; the rest are built now.
+    nodes_json, replay_nodes = writer.encode_run_nodes(outcome)
+    manifest = writer.encode_manifest(header, nodes_json)
+    path = str(writer.write_manifest(store, header, manifest)) if write_manifest else None
+    if outcome.replayed is None and outcome.complete:
+        remember_plan(store, outcome, replay_nodes, latest=pipeline.name)
     result = RunResult(pipeline, store, outcome, manifest, path)
     if outcome.interrupted:
         raise KeyboardInterrupt(f"run interrupted; manifest written to {path}")

@@ -351,9 +351,10 @@ def run_scan(
         fail_fast=fail_fast,
         progress=progress,
         touch_hits=not write_manifest,
+        latest=f"scan:{pipeline.name}",
     )
-    if outcome.replayed is None:
-        remember_plan(store, outcome)  # the next run of this same scan reads one record
+    if outcome.replayed is None:  # the next run of this same scan reads one record
+        remember_plan(store, outcome, latest=f"scan:{pipeline.name}")
     with no_gc_pauses():
         records = []
         for p, uids in enumerate(splan.point_uids):

@@ -40,11 +40,17 @@ def pipeline(level=1.0, factor=2.0, seed=3, name="replay", half="high"):
     return p
 
 
-def _comparable(manifest):
-    """A manifest without what legitimately differs between two runs."""
+def _comparable(manifest, other_store: bool = False):
+    """A manifest without what legitimately differs between two runs (and, for runs on two
+    stores, between two executions of a node: its timings, and the store's path)."""
     data = msgspec.to_builtins(manifest)
     for key in ("run_id", "started", "finished", "duration_s", "environment"):
         data.pop(key)
+    if other_store:
+        data.pop("store")
+        for node in data["nodes"]:
+            node.pop("started", None)
+            node.pop("duration_s", None)
     return data
 
 
@@ -217,3 +223,56 @@ def test_verify_repair_drops_plan_records(store, calls, raw_records):
     res = pipeline().run(store=store)
     assert res.outcome.replayed is None and dict(calls) == {"total": 1}
     assert res["sum"] == 1000.0
+
+
+# -- hints: the newest plan record of a pipeline serves the unchanged nodes of a changed plan --
+
+
+def test_changed_plan_serves_unchanged_nodes_from_the_newest_plan_record(store, raw_records):
+    first = pipeline().run(store=store)
+    raw = raw_records(store)
+    for key in raw.key_list():  # only the plan record knows the results now
+        raw.write(key, b"\x00gone")
+    res = pipeline(factor=3.0).run(store=store)  # scale, split, sum, noise, noise_sum change
+    assert res.outcome.replayed is None
+    assert res.hits == ["src"] and res["src"].tolist() == first["src"].tolist()
+
+
+def test_hinted_manifest_equals_the_per_node_manifest(store, tmp_path, actions_layout):
+    pipeline().run(store=store)
+    hinted = pipeline(level=2.0).run(store=store)  # everything downstream of src changes...
+    statuses = {n.id: n.status for n in hinted.manifest.nodes}
+    assert statuses["noise"] == statuses["noise_sum"] == "hit"  # ...but not the noise branch
+    other = pf.Store(tmp_path / "other", actions=actions_layout)
+    pipeline().run(store=other)
+    other.drop_plans()
+    per_node = pipeline(level=2.0).run(store=other)
+    assert _comparable(hinted.manifest, True) == _comparable(per_node.manifest, True)
+
+
+def test_renamed_node_is_a_hit_with_its_own_manifest_record(store, calls):
+    pipeline().run(store=store)
+    renamed = pf.Pipeline("replay", seed=3)
+    renamed.add("source", source, Level(value=1.0))  # deterministic: same key, new name
+    renamed.add("scaled", scale, Scale(factor=2.0), x="source")
+    calls.clear()
+    res = renamed.run(store=store)
+    assert res.hits == ["source", "scaled"] and sum(calls.values()) == 0
+    ids = [n.id for n in res.manifest.nodes]
+    assert ids == ["source", "scaled"]
+    assert res.manifest.nodes[1].input_refs == {"x": "source"}
+
+
+def test_hint_whose_objects_are_gone_is_not_served(store, calls):
+    big = pf.Pipeline("big", seed=0)
+    big.add("src", big_source, Level(value=1.0))
+    big.add("sum", total, x="src")
+    first = big.run(store=store)
+    store.quarantine(first.outcome.states["src"].outputs["value"].objects[0])
+    changed = pf.Pipeline("big", seed=0)
+    changed.add("src", big_source, Level(value=1.0))
+    changed.add("sum", total, x="src")
+    changed.add("sum2", total, x="src")
+    calls.clear()
+    res = changed.run(store=store)
+    assert calls["big_source"] == 1 and res["sum2"] == float(BIG)
