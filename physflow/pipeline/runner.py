@@ -3,9 +3,9 @@
 A run whose plan ran completely before is replayed from that run's plan record (one read; see
 :mod:`physflow.artifacts.plans`). Otherwise keys are computed as soon as a node's inputs are
 known; a hit costs one small record lookup (the newest plan record of the pipeline first, then
-the action cache) and never loads a value. Because inputs enter keys by the digest of their *value*, a re-executed
-upstream that reproduces the same bytes leaves its downstream a hit (early cut-off). Two nodes
-with the same key in one run (common in scans) execute once.
+the action cache) and never loads a value. Because inputs enter keys by the digest of their
+*value*, a re-executed upstream that reproduces the same bytes leaves its downstream a hit
+(early cut-off). Two nodes with the same key in one run (common in scans) execute once.
 """
 
 from __future__ import annotations
