@@ -109,6 +109,8 @@ class ActionDb:
         self._defer_pid = 0
         self._flusher: threading.Thread | None = None
         self._stop_flusher = threading.Event()
+        self._defer_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._flush_error: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -170,30 +172,33 @@ class ActionDb:
         killed with SIGKILL loses at most the last window's records (their nodes run again next
         time; nothing wrong is ever served). Puts from forked children are never deferred.
         """
-        if self._defer_depth and self._defer_pid == _PID:  # nested run in the same process
+        with self._defer_lock:
+            if self._defer_pid != _PID:  # state inherited through fork belongs to the parent
+                self._defer_depth, self._defer_pid, self._flusher = 0, _PID, None
+                self._pending, self._flushing = {}, {}
             self._defer_depth += 1
-            try:
-                yield
-            finally:
-                self._defer_depth -= 1
-            return
-        self._defer_depth, self._defer_pid = 1, _PID
-        self._stop_flusher.clear()
-        self._flush_error = None
-        flusher = threading.Thread(target=self._flush_loop, name="physflow-records", daemon=True)
-        self._flusher = flusher
-        flusher.start()
+            if self._defer_depth == 1:  # the first block (runs may nest, or run in threads)
+                self._stop_flusher.clear()
+                self._flush_error = None
+                self._flusher = threading.Thread(
+                    target=self._flush_loop, name="physflow-records", daemon=True
+                )
+                self._flusher.start()
         try:
             yield
         finally:
-            self._stop_flusher.set()
-            flusher.join()
-            self._flusher = None
-            self._defer_depth = 0
+            with self._defer_lock:
+                self._defer_depth -= 1
+                flusher = self._flusher if self._defer_depth == 0 else None
+                if flusher is not None:
+                    self._stop_flusher.set()
+                    flusher.join()
+                    self._flusher = None
             try:
-                self.flush()  # what arrived after the flusher's last pass
+                self.flush()  # every block leaves with its records committed
             except sqlite3.Error as exc:
-                self._pending, self._flush_error = {}, None
+                with self._pending_lock:
+                    self._pending, self._flush_error = {}, None
                 raise OSError(
                     f"could not record results in {self.path}: {exc}. The stages ran but "
                     "their results are not cached; fix the store (disk space, permissions) "
@@ -214,9 +219,15 @@ class ActionDb:
         """Commit every pending record in one transaction (kept pending if that fails)."""
         if not self._pending:
             return
+        with self._flush_lock:  # one batch at a time: ``_flushing`` stays readable by get()
+            self._flush_batch()
+
+    def _flush_batch(self) -> None:
         with self._pending_lock:
             batch, self._pending = self._pending, {}
             self._flushing = batch
+        if not batch:
+            return
         conn = self.conn()
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -42,10 +42,13 @@ def test_deferred_record_is_served_at_once_and_committed_on_exit(tmp_path, slow_
         store.put_action(_record(store, 1))
         assert _committed(store) == 0
         assert store.get_action("b3:" + f"{1:064x}") is not None  # this process sees it
-        with store.deferred_action_writes():  # nested (a run inside a stage): same batch
+        with store.deferred_action_writes():  # nested (a run inside a stage): same flusher
             store.put_action(_record(store, 2))
-        assert _committed(store) == 0
-    assert _committed(store) == 2
+            assert _committed(store) == 0
+        assert _committed(store) == 2  # every block leaves with what is pending committed
+        store.put_action(_record(store, 3))
+        assert _committed(store) == 2
+    assert _committed(store) == 3
     assert pf.Store(store.root).get_action("b3:" + f"{2:064x}").outputs["value"].tree
 
 
@@ -88,3 +91,41 @@ def test_a_crash_loses_at_most_uncommitted_records_and_never_corrupts(tmp_path):
     assert res.ok and res["s299"] == sum(range(300))
     # batches commit in order and whole: what survived is a prefix of the chain, reused as is
     assert res.hits == [f"s{i}" for i in range(committed)]
+
+
+def test_runs_in_threads_sharing_one_store_commit_all_and_stop_the_flusher(tmp_path):
+    """Harness-style: several threads run pipelines on one Store object at once."""
+    store = pf.Store(tmp_path / "s")
+    results: dict[int, bool] = {}
+
+    def run(i: int) -> None:
+        p = S.chain(30)
+        p.add("extra", S.step, S.StepConfig(index=1000 + i), x="s29")
+        results[i] = p.run(store=store).ok
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert results == {0: True, 1: True, 2: True, 3: True}
+    assert _committed(store) == 30 + 4
+    assert not any(t.name == "physflow-records" for t in threading.enumerate())
+    after = S.chain(31).run(store=store)  # the store is back to a clean state
+    assert after.misses == ["s30"] and _committed(store) == 30 + 4 + 1
+
+
+def _child_runs_on_inherited_store(store: pf.Store) -> None:
+    S.chain(20).run(store=store, write_manifest=False)
+
+
+def test_child_forked_inside_a_deferred_block_commits_its_own_records(tmp_path, slow_flusher):
+    store = pf.Store(tmp_path / "s")
+    with store.deferred_action_writes():
+        store.put_action(_record(store, 1))  # pending in the parent
+        proc = mp.get_context("fork").Process(target=_child_runs_on_inherited_store, args=(store,))
+        proc.start()
+        proc.join(120)
+        assert proc.exitcode == 0
+        assert _committed(store) == 20  # the child's run, not the parent's pending record
+    assert _committed(store) == 21
