@@ -253,6 +253,9 @@ def stats(store: Store) -> StoreStats:
     # records: rows of actions.sqlite (bytes = the database files on disk), or actions/ files
     by_kind["actions"] = KindStats(*store.action_stats())
     by_kind["plans"] = KindStats(*store.plan_stats())
+    if store.actions_layout == "sqlite":  # plan records live in the same database file
+        actions = by_kind["actions"]
+        actions.bytes = max(0, actions.bytes - by_kind["plans"].bytes)
     order = ("objects", "actions", "plans", "manifests", "tmp", "quarantine")
     by_kind = {k: by_kind[k] for k in order}
     return StoreStats(
