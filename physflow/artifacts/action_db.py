@@ -1,11 +1,12 @@
-"""Action records of a local store in one SQLite file (``<root>/actions.sqlite``).
+"""Action records (and plan records) of a local store in one SQLite file (``actions.sqlite``).
 
 Why: creating one small file per record (temp file + rename) costs 0.5-0.9 ms on ordinary
-filesystems, while an autocommitted INSERT in WAL mode costs ~35 us (docs/store.md). One
-connection per (process, thread): connections live in a ``threading.local`` and are reopened
-when the pid changed, so a Store inherited through ``fork`` never uses its parent's connection.
-Every put commits on its own: a record is visible as soon as its task is done, and a SIGKILL
-loses nothing already committed.
+filesystems, while an autocommitted INSERT in WAL mode costs ~35 us and a batched one a few us
+(docs/store.md). One connection per (process, thread): connections live in a
+``threading.local`` and are reopened when the pid changed, so a Store inherited through
+``fork`` never uses its parent's connection. A put commits on its own (visible as soon as its
+task is done) unless the caller is inside :meth:`ActionDb.deferred_puts`, where a flusher thread
+commits batches every 20 ms; either way a SIGKILL loses nothing already committed.
 """
 
 from __future__ import annotations
