@@ -276,3 +276,16 @@ def test_hint_whose_objects_are_gone_is_not_served(store, calls):
     calls.clear()
     res = changed.run(store=store)
     assert calls["big_source"] == 1 and res["sum2"] == float(BIG)
+
+
+def test_replay_and_hints_on_an_fsspec_store(calls):
+    import uuid
+
+    store = pf.Store(f"memory://replay-{uuid.uuid4().hex}")
+    pipeline().run(store=store)
+    calls.clear()
+    again = pipeline().run(store=store)
+    assert again.outcome.replayed is not None and sum(calls.values()) == 0
+    changed = pipeline(factor=3.0).run(store=store)
+    assert changed.hits == ["src"] and changed["sum"] == 1500.0
+    assert store.stats().by_kind["plans"].entries == 2
