@@ -157,9 +157,17 @@ class ActionDb:
         """Insert or replace (last writer wins, as ``os.replace`` did); committed on return,
         or within :data:`DEFER_WINDOW_S` inside :meth:`deferred_puts`."""
         if self._defer_depth and self._defer_pid == _PID:
-            with self._pending_lock:
-                self._pending[key] = (data, written)
-            return
+            with self._defer_lock:  # the block's exit takes this lock before its final flush
+                if self._defer_depth:
+                    with self._pending_lock:
+                        self._pending[key] = (data, written)
+                    if self._flusher is None:  # the first deferred put starts it: an all-hit
+                        self._stop_flusher.clear()  # run never does
+                        self._flusher = threading.Thread(
+                            target=self._flush_loop, name="physflow-records", daemon=True
+                        )
+                        self._flusher.start()
+                    return
         self.conn().execute(PUT_SQL, (key, data, written))
 
     @contextlib.contextmanager
@@ -177,14 +185,9 @@ class ActionDb:
             if self._defer_pid != _PID:  # state inherited through fork belongs to the parent
                 self._defer_depth, self._defer_pid, self._flusher = 0, _PID, None
                 self._pending, self._flushing = {}, {}
-            self._defer_depth += 1
-            if self._defer_depth == 1:  # the first block (runs may nest, or run in threads)
-                self._stop_flusher.clear()
+            self._defer_depth += 1  # runs may nest, or run in threads on one Store
+            if self._defer_depth == 1:
                 self._flush_error = None
-                self._flusher = threading.Thread(
-                    target=self._flush_loop, name="physflow-records", daemon=True
-                )
-                self._flusher.start()
         try:
             yield
         finally:
