@@ -76,7 +76,7 @@ def bench_physflow(shape: str, n: int, repeat: int) -> dict[str, float]:
     # A re-run of an unchanged pipeline replays the plan record the previous run left.
     warm = best_of(lambda: pipeline.run(store=warm_store), repeat)
     result = pipeline.run(store=warm_store)
-    assert len(result.hits) == n and result.outcome.replayed is not None
+    assert len(result.hits) == n and result.outcome.replayed
     # Without plan records (e.g. after gc) every node is looked up on its own.
     per_node = best_of(
         lambda: pipeline.run(store=warm_store),
@@ -85,7 +85,7 @@ def bench_physflow(shape: str, n: int, repeat: int) -> dict[str, float]:
     )
     warm_store.drop_plans()
     result = pipeline.run(store=warm_store)
-    assert len(result.hits) == n and result.outcome.replayed is None
+    assert len(result.hits) == n and result.outcome.replayed is False
     # One node edited (a new value each time): n - 1 hits and one miss.
     edits = iter(range(10**6))
     edited: dict = {}
@@ -95,7 +95,7 @@ def bench_physflow(shape: str, n: int, repeat: int) -> dict[str, float]:
 
     one_changed = best_of(lambda: edited["p"].run(store=warm_store), repeat, setup=edit)
     result = edited["p"].run(store=warm_store)
-    assert len(result.hits) == n and result.outcome.replayed is not None
+    assert len(result.hits) == n and result.outcome.replayed
     shutil.rmtree(root, ignore_errors=True)
     return {
         "cold_us_per_node": cold / n * 1e6,

@@ -378,7 +378,7 @@ def test_record_filed_under_another_key_is_a_miss(tmp_path, actions_layout):
     raw.write(key2, raw.read(key1))
     assert store.get_action(key2) is None
     replayed = p2.run(store=store)  # the plan record keeps the right record for key2
-    assert replayed.outcome.replayed is not None and replayed["d"] == "int:2"
+    assert replayed.outcome.replayed and replayed["d"] == "int:2"
     store.drop_plans()  # the per-node path must not serve the misplaced record
     r3 = p2.run(store=store)
     assert r3["d"] == "int:2" and r3.misses == ["d"]

@@ -68,8 +68,8 @@ class RunOutcome:
     memory: dict[str, Any]
     #: Digest of the plan (see :func:`~physflow.pipeline.plan.plan_digest`).
     plan_digest: str | None = None
-    #: The plan record this run was replayed from, if it was.
-    replayed: PlanRecord | None = None
+    #: Served whole from a plan record.
+    replayed: bool = False
 
     @property
     def complete(self) -> bool:
@@ -129,14 +129,12 @@ def _replay(
             entry.input_digests,
             action.outputs,
             action,
-            None,
-            None,
-            entry.manifest_node,
+            manifest_node=entry.manifest_node,
         )
     return states
 
 
-def _hints(store: Store, latest: str | None, digest: str) -> dict[str, PlanEntry]:
+def _hints(store: Store, latest: str | None) -> dict[str, PlanEntry]:
     """Records of the newest plan record of pipeline ``latest``, by key (see plans.py)."""
     if latest is None:
         return {}
@@ -188,7 +186,6 @@ def execute_plan(
     keep_in_memory: bool = False,
     order_seed: int | None = None,
     touch_hits: bool = False,
-    replay: bool = True,
     latest: str | None = None,
 ) -> RunOutcome:
     """Run a plan to completion. Never raises for stage failures; KeyboardInterrupt is caught,
@@ -201,7 +198,7 @@ def execute_plan(
     last use from manifests), which keeps a syscall off the hot path.
 
     A plan whose last complete run left a plan record (:func:`remember_plan`) is served from
-    that one record when ``replay`` is true and every object it references is still stored.
+    that one record when every object it references is still stored.
     Otherwise the newest plan record of pipeline ``latest`` (if given) serves as a first place
     to look for each key's record.
     """
@@ -210,31 +207,28 @@ def execute_plan(
     total = len(nodes)
     digest = plan_digest(plan)
     started = time.time()
-    hints: dict[str, PlanEntry] = {}
-    if replay:
-        with no_gc_pauses():  # decoding a plan record makes many objects and no cycles
-            replayed = read_plan(store, digest)
-            replayed_states = _replay(plan, replayed, store)
-        if replayed_states is not None:
-            for uid, state in replayed_states.items():
-                if touch_hits:
-                    store.touch_action(state.key)  # type: ignore[arg-type]
-                if progress is not None:
-                    node = nodes[uid]
-                    progress(NodeEvent("hit", uid, node.node_id, node.stage.name, total))
-            return RunOutcome(
-                nodes,
-                replayed_states,
-                started,
-                time.time(),
-                False,
-                executor.name,
-                {},
-                digest,
-                replayed,
-            )
-        with no_gc_pauses():
-            hints = _hints(store, latest, digest)
+    with no_gc_pauses():  # decoding a plan record makes many objects and no cycles
+        replayed_states = _replay(plan, read_plan(store, digest), store)
+    if replayed_states is not None:
+        for uid, state in replayed_states.items():
+            if touch_hits:
+                store.touch_action(state.key)  # type: ignore[arg-type]
+            if progress is not None:
+                node = nodes[uid]
+                progress(NodeEvent("hit", uid, node.node_id, node.stage.name, total))
+        return RunOutcome(
+            nodes,
+            replayed_states,
+            started,
+            time.time(),
+            False,
+            executor.name,
+            {},
+            digest,
+            True,
+        )
+    with no_gc_pauses():
+        hints = _hints(store, latest)
     states = {uid: NodeState() for uid in nodes}
     downstream: dict[str, list[str]] = defaultdict(list)
     waiting_on: dict[str, int] = {}
@@ -510,7 +504,7 @@ class RunResult:
 
     @property
     def manifest(self) -> RunManifest:
-        """The run manifest (decoded on first use when the run was replayed)."""
+        """The run manifest (decoded from the JSON written for it, on first use)."""
         if isinstance(self._manifest, bytes):
             from ..manifests.writer import decode_manifest
 
@@ -665,7 +659,7 @@ def _finish_run(
     nodes_json, replay_nodes = writer.encode_run_nodes(outcome)
     manifest = writer.encode_manifest(header, nodes_json)
     path = str(writer.write_manifest(store, header, manifest)) if write_manifest else None
-    if outcome.replayed is None and outcome.complete:
+    if not outcome.replayed and outcome.complete:
         remember_plan(store, outcome, replay_nodes, latest=pipeline.name)
     result = RunResult(pipeline, store, outcome, manifest, path)
     if outcome.interrupted:

@@ -353,7 +353,7 @@ def run_scan(
         touch_hits=not write_manifest,
         latest=f"scan:{pipeline.name}",
     )
-    if outcome.replayed is None:  # the next run of this same scan reads one record
+    if not outcome.replayed:  # the next run of this same scan reads one record
         remember_plan(store, outcome, latest=f"scan:{pipeline.name}")
     with no_gc_pauses():
         records = []

@@ -56,10 +56,10 @@ def _comparable(manifest, other_store: bool = False):
 
 def test_third_run_is_replayed_and_matches_a_per_node_warm_run(store, calls):
     first = pipeline().run(store=store)
-    assert first.outcome.replayed is None
+    assert first.outcome.replayed is False
     calls.clear()
     second = pipeline().run(store=store)
-    assert second.outcome.replayed is not None, "a complete run leaves a plan record"
+    assert second.outcome.replayed, "a complete run leaves a plan record"
     assert sum(calls.values()) == 0
     assert second.hits == first.misses and len(second.hits) == 6
     assert second["sum"] == first["sum"] == 1000.0
@@ -67,7 +67,7 @@ def test_third_run_is_replayed_and_matches_a_per_node_warm_run(store, calls):
     # the same run on the per-node path (no plan records) gives the same manifest
     store.drop_plans()
     per_node = pipeline().run(store=store)
-    assert per_node.outcome.replayed is None
+    assert per_node.outcome.replayed is False
     assert _comparable(second.manifest) == _comparable(per_node.manifest)
     on_disk = pf.load_manifest(second.manifest_path).manifest
     assert _comparable(on_disk) == _comparable(per_node.manifest)
@@ -87,7 +87,7 @@ def test_config_change_is_not_replayed(store, calls):
     pipeline().run(store=store)
     calls.clear()
     res = pipeline(factor=3.0).run(store=store)
-    assert res.outcome.replayed is None
+    assert res.outcome.replayed is False
     assert dict(calls) == {"scale": 1, "split": 1, "total": 2, "noise": 1}
     assert res["sum"] == 1500.0
 
@@ -109,7 +109,7 @@ def test_seed_change_of_rng_stage_reexecutes_it_only(store, calls):
     pipeline().run(store=store)
     calls.clear()
     res = pipeline(seed=4).run(store=store)
-    assert res.outcome.replayed is None
+    assert res.outcome.replayed is False
     assert dict(calls) == {"noise": 1, "total": 1}
 
 
@@ -120,14 +120,14 @@ def test_missing_object_falls_back_and_recomputes(store, calls):
     first = big.run(store=store)
     src = first.outcome.states["src"].outputs["value"]
     assert src.objects, "the test needs a value stored as an object"
-    assert big.run(store=store).outcome.replayed is not None
+    assert big.run(store=store).outcome.replayed
     store.quarantine(src.objects[0])
     calls.clear()
     res = big.run(store=store)
-    assert res.outcome.replayed is None, "a plan record whose objects are gone is not replayed"
+    assert res.outcome.replayed is False, "a plan record whose objects are gone is not replayed"
     assert calls["big_source"] == 1 and calls["total"] == 0
     np.testing.assert_array_equal(res["src"], np.full(BIG, 1.0))
-    assert big.run(store=store).outcome.replayed is not None
+    assert big.run(store=store).outcome.replayed
 
 
 def test_damaged_plan_record_is_ignored(store, calls):
@@ -139,7 +139,7 @@ def test_damaged_plan_record_is_ignored(store, calls):
     assert read_plan(store, digest) is None
     calls.clear()
     res = pipeline().run(store=store)
-    assert res.outcome.replayed is None and sum(calls.values()) == 0
+    assert res.outcome.replayed is False and sum(calls.values()) == 0
     assert res["sum"] == 1000.0
     assert read_plan(store, digest) is not None, "the per-node run rewrote the plan record"
 
@@ -152,7 +152,7 @@ def test_plan_record_filed_under_another_digest_is_ignored(store, calls):
     assert decode_plan(store.get_plan_bytes(mine)).plan == other
     calls.clear()
     res = pipeline().run(store=store)
-    assert res.outcome.replayed is None
+    assert res.outcome.replayed is False
     assert res["sum"] == 1000.0 and calls["scale"] == 1
 
 
@@ -166,21 +166,21 @@ def test_failed_run_leaves_no_plan_record(store):
     res = p.run(store=store)
     assert res.failed == ["bad"]
     assert read_plan(store, res.outcome.plan_digest) is None
-    assert p.run(store=store).outcome.replayed is None
+    assert p.run(store=store).outcome.replayed is False
 
 
 def test_replayed_run_reports_every_node_as_a_hit(store):
     pipeline().run(store=store)
     events = []
     res = pipeline().run(store=store, progress=events.append)
-    assert res.outcome.replayed is not None
+    assert res.outcome.replayed
     assert [(e.kind, e.uid) for e in events] == [("hit", uid) for uid in res.outcome.states]
 
 
 def test_replayed_run_without_manifest_file_still_has_its_manifest(store):
     pipeline().run(store=store)
     res = pipeline().run(store=store, write_manifest=False)
-    assert res.outcome.replayed is not None and res.manifest_path is None
+    assert res.outcome.replayed and res.manifest_path is None
     assert [n.status for n in res.manifest.nodes] == ["hit"] * 6
     by_id = {n.id: n for n in res.manifest.nodes}
     assert by_id["sum"].metrics == {"value": 1000.0}
@@ -190,7 +190,7 @@ def test_replay_works_on_every_executor(store, calls, dask_executor):
     pipeline().run(store=store)
     for executor in ("threads", "processes", dask_executor):
         res = pipeline().run(store=store, executor=executor)
-        assert res.outcome.replayed is not None and res["sum"] == 1000.0
+        assert res.outcome.replayed and res["sum"] == 1000.0
 
 
 def test_gc_that_removes_records_drops_plan_records(store, calls):
@@ -203,14 +203,14 @@ def test_gc_that_removes_records_drops_plan_records(store, calls):
     assert store.stats().by_kind["plans"].entries == 0
     calls.clear()
     res = pipeline().run(store=store)
-    assert res.outcome.replayed is None and sum(calls.values()) == 6  # nothing survived gc
+    assert res.outcome.replayed is False and sum(calls.values()) == 6  # nothing survived gc
 
 
 def test_gc_keeps_plan_records_when_nothing_else_goes(store):
     pipeline().run(store=store)
     report = store.gc(max_bytes=None, keep_manifests=None)
     assert report.removed_plans == 0 and not report.removed_actions
-    assert pipeline().run(store=store).outcome.replayed is not None
+    assert pipeline().run(store=store).outcome.replayed
 
 
 def test_verify_repair_drops_plan_records(store, calls, raw_records):
@@ -221,7 +221,7 @@ def test_verify_repair_drops_plan_records(store, calls, raw_records):
     assert list(report.bad_records) == [key]
     calls.clear()
     res = pipeline().run(store=store)
-    assert res.outcome.replayed is None and dict(calls) == {"total": 1}
+    assert res.outcome.replayed is False and dict(calls) == {"total": 1}
     assert res["sum"] == 1000.0
 
 
@@ -234,7 +234,7 @@ def test_changed_plan_serves_unchanged_nodes_from_the_newest_plan_record(store, 
     for key in raw.key_list():  # only the plan record knows the results now
         raw.write(key, b"\x00gone")
     res = pipeline(factor=3.0).run(store=store)  # scale, split, sum, noise, noise_sum change
-    assert res.outcome.replayed is None
+    assert res.outcome.replayed is False
     assert res.hits == ["src"] and res["src"].tolist() == first["src"].tolist()
 
 
@@ -285,7 +285,7 @@ def test_replay_and_hints_on_an_fsspec_store(calls):
     pipeline().run(store=store)
     calls.clear()
     again = pipeline().run(store=store)
-    assert again.outcome.replayed is not None and sum(calls.values()) == 0
+    assert again.outcome.replayed and sum(calls.values()) == 0
     changed = pipeline(factor=3.0).run(store=store)
     assert changed.hits == ["src"] and changed["sum"] == 1500.0
     assert store.stats().by_kind["plans"].entries == 2

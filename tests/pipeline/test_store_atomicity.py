@@ -119,7 +119,7 @@ def test_damaged_record_that_still_decodes_is_a_miss(tmp_path, actions_layout):
     raw.write(key, bytes(data))
     assert store.get_action(key) is None
     replayed = p.run(store=store)  # the plan record keeps an intact copy of the record
-    assert replayed.outcome.replayed is not None and replayed["t"] == 1 / 3
+    assert replayed.outcome.replayed and replayed["t"] == 1 / 3
     store.drop_plans()  # the per-node path must not serve the damaged record
     again = p.run(store=store)
     assert again.misses == ["t"]
