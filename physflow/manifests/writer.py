@@ -196,22 +196,11 @@ def encode_run_nodes(outcome: RunOutcome) -> tuple[bytes, list[bytes]]:
     return b"[" + b",".join(encoded) + b"]", replayed
 
 
-def build_run_manifest(
-    pipeline: Pipeline,
-    store: Store,
-    outcome: RunOutcome,
-    run_id: str,
-    overrides: dict[str, Any],
-    *,
-    with_nodes: bool = True,
+def run_manifest_header(
+    pipeline: Pipeline, store: Store, outcome: RunOutcome, run_id: str, overrides: dict[str, Any]
 ) -> RunManifest:
-    """The run's manifest; ``with_nodes=False`` leaves ``nodes`` empty for callers that splice
-    in an already encoded node list (:func:`encode_manifest`)."""
-    records = (
-        [node_record(outcome.nodes[uid], state) for uid, state in outcome.states.items()]
-        if with_nodes
-        else []
-    )
+    """The run's manifest without its node records (``nodes`` is empty): those are encoded one
+    by one by :func:`encode_run_nodes` and spliced in by :func:`encode_manifest`."""
     counts = status_counts(outcome)
     status = "interrupted" if outcome.interrupted else ("failed" if counts["failed"] else "ok")
     return RunManifest(
@@ -226,7 +215,7 @@ def build_run_manifest(
         finished=outcome.finished,
         duration_s=outcome.finished - outcome.started,
         environment=capture_environment(),
-        nodes=records,
+        nodes=[],
         spec_path=pipeline.spec_path,
         spec_digest=pipeline.spec_digest,
         overrides={k: v for k, v in overrides.items()},
@@ -237,22 +226,21 @@ def build_run_manifest(
     )
 
 
-def encode_manifest(manifest: RunManifest, nodes_json: bytes | None = None) -> bytes:
-    """JSON of a manifest; ``nodes_json`` (an encoded node list) replaces ``manifest.nodes``.
+def encode_manifest(header: RunManifest, nodes_json: bytes) -> bytes:
+    """JSON of a manifest: ``header`` with the encoded node list ``nodes_json`` as its nodes.
 
-    Node records are encoded by the same encoder either way, so both give the same bytes.
+    Node records are encoded by the manifest's own encoder, so this is the same JSON that
+    encoding a RunManifest holding those records would give.
     """
-    if nodes_json is not None:
-        manifest = msgspec.structs.replace(manifest, nodes=msgspec.Raw(nodes_json))  # type: ignore[arg-type]
-    return _ENCODER.encode(manifest)
+    return _ENCODER.encode(msgspec.structs.replace(header, nodes=msgspec.Raw(nodes_json)))  # type: ignore[arg-type]
 
 
 def decode_manifest(data: bytes) -> RunManifest:
     return msgspec.json.decode(data, type=RunManifest)
 
 
-def write_manifest(store: Store, manifest: RunManifest, encoded: bytes | None = None) -> Path:
-    """Write a manifest atomically (``encoded``: its bytes, when the caller has them)."""
-    path = store.manifest_path(manifest.run_id)
-    store.write_bytes_atomic(path, encoded if encoded is not None else _ENCODER.encode(manifest))
+def write_manifest(store: Store, run_id: str, data: bytes) -> Path:
+    """Write an encoded manifest atomically; returns its path."""
+    path = store.manifest_path(run_id)
+    store.write_bytes_atomic(path, data)
     return path

@@ -652,13 +652,11 @@ def _finish_run(
     from ..manifests import writer
 
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    header = writer.build_run_manifest(
-        pipeline, store, outcome, run_id, overrides or {}, with_nodes=False
-    )
+    header = writer.run_manifest_header(pipeline, store, outcome, run_id, overrides or {})
     # Node records a plan record already had are reused as encoded; the rest are built now.
     nodes_json, replay_nodes = writer.encode_run_nodes(outcome)
     manifest = writer.encode_manifest(header, nodes_json)
-    path = str(writer.write_manifest(store, header, manifest)) if write_manifest else None
+    path = str(writer.write_manifest(store, run_id, manifest)) if write_manifest else None
     if not outcome.replayed and outcome.complete:
         remember_plan(store, outcome, replay_nodes, latest=pipeline.name)
     result = RunResult(pipeline, store, outcome, manifest, path)

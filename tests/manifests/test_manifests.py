@@ -148,3 +148,23 @@ def test_not_a_manifest(tmp_path):
         pf.load_manifest(bad)
     with pytest.raises(ManifestError, match="no such manifest"):
         pf.load_manifest(tmp_path / "missing.json")
+
+
+def test_spliced_manifest_is_the_json_of_the_whole_struct(tmp_path):
+    """Runs write the header and the node records encoded apart; the file must be exactly what
+    encoding one RunManifest holding both gives (and validate), for misses, hits and replays."""
+    import msgspec
+
+    from physflow.manifests.writer import _ENCODER, node_record
+
+    store = tmp_path / "store"
+    for attempt in range(3):  # misses, then a replay, then hits node by node
+        res = pipeline().run(store=store)
+        if attempt == 1:
+            assert res.outcome.replayed
+            pf.Store(store).drop_plans()
+        on_disk = Path(res.manifest_path).read_bytes()
+        records = [node_record(res.outcome.nodes[u], s) for u, s in res.outcome.states.items()]
+        whole = msgspec.structs.replace(res.manifest, nodes=records)
+        assert _ENCODER.encode(whole) == on_disk
+        validate(res.manifest_path)
