@@ -358,13 +358,17 @@ class Store:
             self.backend.touch(self.action_rel(key))
 
     def delete_action(self, key: str) -> None:
+        """Delete one record; plan records go too, so its node really runs again."""
+        self.drop_plans()
         if self._db is not None:
             self._db.delete(_hex(key))
         else:
             self.backend.remove(self.action_rel(key))
 
     def delete_actions(self, keys: Iterable[str]) -> None:
-        """Delete many records (gc); on SQLite in one transaction, then the space is returned."""
+        """Delete many records (gc); on SQLite in one transaction, then the space is returned.
+        Plan records go too (they hold copies of records)."""
+        self.drop_plans()
         if self._db is not None:
             self._db.delete_many([_hex(k) for k in keys])
         else:

@@ -117,9 +117,9 @@ def _replay(
     states: dict[str, NodeState] = {}
     has_objects = store.has_objects
     for node, entry in zip(plan, record.nodes, strict=True):
-        if node.uid != entry.uid:
-            return None
         action = entry.record
+        if node.uid != entry.uid or action.key != entry.key:
+            return None
         objects = _record_objects(action)
         if objects and not has_objects(objects):
             return None  # gc or quarantine removed a value: the per-node path recomputes it

@@ -289,3 +289,11 @@ def test_replay_and_hints_on_an_fsspec_store(calls):
     changed = pipeline(factor=3.0).run(store=store)
     assert changed.hits == ["src"] and changed["sum"] == 1500.0
     assert store.stats().by_kind["plans"].entries == 2
+
+
+def test_deleting_a_record_makes_its_node_run_again(store, calls):
+    first = pipeline().run(store=store)
+    store.delete_action(first.outcome.states["sum"].key)
+    calls.clear()
+    res = pipeline().run(store=store)
+    assert res.outcome.replayed is False and dict(calls) == {"total": 1}
