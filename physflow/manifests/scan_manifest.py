@@ -17,7 +17,7 @@ import msgspec
 
 from .environment import capture_environment
 from .schema import SCHEMA_VERSION, Environment, NodeRecord
-from .writer import _ENCODER, node_record, status_counts
+from .writer import status_counts
 
 if TYPE_CHECKING:
     from ..artifacts.store import Store
@@ -156,7 +156,9 @@ def build_scan_manifest(
     overrides: dict[str, Any] | None = None,
     sample: dict[str, Any] | None = None,
 ) -> ScanManifest:
-    records = [node_record(outcome.nodes[uid], state, uid) for uid, state in outcome.states.items()]
+    """The scan's manifest without its node records (``nodes`` is empty): those are encoded
+    one by one by :func:`~physflow.manifests.writer.encode_run_nodes` and spliced in by
+    :func:`~physflow.manifests.writer.encode_manifest`."""
     counts = status_counts(outcome)
     points_failed = sum(1 for p in points if p.status != "ok")
     status = "interrupted" if outcome.interrupted else "failed" if points_failed else "ok"
@@ -178,7 +180,7 @@ def build_scan_manifest(
         duration_s=outcome.finished - outcome.started,
         environment=capture_environment(),
         points=points,
-        nodes=records,
+        nodes=[],
         spec_path=pipeline.spec_path,
         spec_digest=pipeline.spec_digest,
         overrides=dict(overrides or {}),
@@ -191,9 +193,10 @@ def build_scan_manifest(
     )
 
 
-def write_scan_manifest(store: Store, manifest: ScanManifest) -> Path:
-    path = store.manifest_path(manifest.scan_id)
-    store.write_bytes_atomic(path, _ENCODER.encode(manifest))
+def write_scan_manifest(store: Store, scan_id: str, data: bytes) -> Path:
+    """Write an encoded scan manifest atomically; returns its path."""
+    path = store.manifest_path(scan_id)
+    store.write_bytes_atomic(path, data)
     return path
 
 

@@ -188,7 +188,7 @@ def encode_run_nodes(outcome: RunOutcome) -> tuple[bytes, list[bytes]]:
             encoded.append(state.manifest_node)
             replayed.append(state.manifest_node)
             continue
-        record = node_record(outcome.nodes[uid], state)
+        record = node_record(outcome.nodes[uid], state, uid)
         data = encode(record)
         encoded.append(data)
         hit = as_replayed_hit(record, state) if state.status in ("hit", "miss") else record
@@ -226,11 +226,12 @@ def run_manifest_header(
     )
 
 
-def encode_manifest(header: RunManifest, nodes_json: bytes) -> bytes:
-    """JSON of a manifest: ``header`` with the encoded node list ``nodes_json`` as its nodes.
+def encode_manifest(header: msgspec.Struct, nodes_json: bytes) -> bytes:
+    """JSON of a run or scan manifest: ``header`` with the encoded node list ``nodes_json`` as
+    its nodes.
 
     Node records are encoded by the manifest's own encoder, so this is the same JSON that
-    encoding a RunManifest holding those records would give.
+    encoding a manifest Struct holding those records would give.
     """
     return _ENCODER.encode(msgspec.structs.replace(header, nodes=msgspec.Raw(nodes_json)))  # type: ignore[arg-type]
 

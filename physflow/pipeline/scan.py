@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from ..artifacts.inline import INLINE_MAX_BYTES
 from ..artifacts.store import Store, open_store
 from .executors import make_executor
@@ -288,11 +290,23 @@ class ScanResult:
     plan: ScanPlan
     outcome: RunOutcome
     store: Store
-    manifest: ScanManifest
+    #: The manifest without node records (``nodes`` empty); :attr:`manifest` has them all.
+    header: ScanManifest
+    manifest_json: bytes
     manifest_path: str
 
+    @property
+    def manifest(self) -> ScanManifest:
+        """The whole scan manifest (decoded from its JSON on first use)."""
+        decoded = self.__dict__.get("_manifest")
+        if decoded is None:
+            decoded = self.__dict__["_manifest"] = msgspec.json.decode(
+                self.manifest_json, type=type(self.header)
+            )
+        return decoded
+
     def dataset(self, lazy_bytes: int = INLINE_MAX_BYTES) -> Any:
-        m = self.manifest
+        m = self.header
         attrs = {
             "physflow_scan_id": m.scan_id,
             "manifest_path": self.manifest_path,
@@ -336,6 +350,7 @@ def run_scan(
         point_status,
         write_scan_manifest,
     )
+    from ..manifests.writer import encode_manifest, encode_run_nodes
 
     with no_gc_pauses():
         spoints = build_points(axes, mode=mode, points=points, sample=sample)
@@ -353,9 +368,11 @@ def run_scan(
         touch_hits=not write_manifest,
         latest=f"scan:{pipeline.name}",
     )
-    if not outcome.replayed:  # the next run of this same scan reads one record
-        remember_plan(store, outcome, latest=f"scan:{pipeline.name}")
     with no_gc_pauses():
+        # node records a plan record already had are reused as encoded; the rest built now
+        nodes_json, replay_nodes = encode_run_nodes(outcome)
+        if not outcome.replayed:  # the next run of this same scan reads one record
+            remember_plan(store, outcome, replay_nodes, latest=f"scan:{pipeline.name}")
         records = []
         for p, uids in enumerate(splan.point_uids):
             status, error, failed_node = point_status(splan.order, uids, outcome)
@@ -370,7 +387,7 @@ def run_scan(
                     failed_node=failed_node,  # type: ignore[arg-type]
                 )
             )
-        manifest = build_scan_manifest(
+        header = build_scan_manifest(
             pipeline,
             store,
             outcome,
@@ -384,7 +401,10 @@ def run_scan(
             overrides=dict(overrides or {}),
             sample=spoints.sample,
         )
-        manifest_path = str(write_scan_manifest(store, manifest)) if write_manifest else ""
+        manifest_json = encode_manifest(header, nodes_json)
+        manifest_path = (
+            str(write_scan_manifest(store, header.scan_id, manifest_json)) if write_manifest else ""
+        )
     if outcome.interrupted:
         done = sum(1 for r in records if r.status == "ok")
         raise KeyboardInterrupt(
@@ -392,4 +412,6 @@ def run_scan(
             f"{manifest_path or '(not written)'}. Run the same scan again to resume: finished "
             "work is cached."
         )
-    return ScanResult(pipeline, spoints, refs, splan, outcome, store, manifest, manifest_path)
+    return ScanResult(
+        pipeline, spoints, refs, splan, outcome, store, header, manifest_json, manifest_path
+    )

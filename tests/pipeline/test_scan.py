@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -343,3 +344,30 @@ def test_lazy_bytes_threshold_chooses_eager_or_lazy(log, store):
     assert isinstance(eager["channel"].data, np.ndarray)
     assert isinstance(lazy["channel"].data, da.Array)
     assert eager.equals(lazy.compute())
+
+
+def test_scan_manifest_file_is_the_json_of_the_whole_struct_when_replayed_or_not(log, store):
+    """Scan manifests splice node records encoded apart (reused from plan records on replays):
+    the file equals encoding the whole ScanManifest, and a replayed scan's node records equal
+    the per-node ones."""
+    import msgspec
+
+    from physflow.manifests.writer import _ENCODER, node_record
+    from physflow.pipeline.scan import run_scan
+
+    p = link(log)
+    axes = {"detect.threshold": [-0.2, 0.0, 0.2]}
+    results = []
+    for attempt in range(3):  # misses; replayed; hits node by node
+        res = run_scan(p, axes, ["metrics.ber"], store=store)
+        assert res.outcome.replayed == (attempt == 1)
+        if attempt == 1:
+            store.drop_plans()
+        states = res.outcome.states
+        records = [node_record(res.outcome.nodes[u], s, u) for u, s in states.items()]
+        whole = msgspec.structs.replace(res.manifest, nodes=records)
+        assert _ENCODER.encode(whole) == Path(res.manifest_path).read_bytes()
+        assert load_scan_manifest(res.manifest_path).nodes == records
+        results.append(res)
+    replayed, per_node = results[1].manifest.nodes, results[2].manifest.nodes
+    assert replayed == per_node and {n.status for n in replayed} == {"hit"}
