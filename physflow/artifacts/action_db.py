@@ -32,11 +32,14 @@ CREATE_PLANS_SQL = (
     "CREATE TABLE IF NOT EXISTS plans(digest TEXT PRIMARY KEY, record BLOB NOT NULL, "
     "written REAL NOT NULL)"
 )
+#: Per pipeline name, its newest plan digests, newest first, one per line.
 CREATE_LATEST_SQL = (
-    "CREATE TABLE IF NOT EXISTS latest_plans(name TEXT PRIMARY KEY, digest TEXT NOT NULL)"
+    "CREATE TABLE IF NOT EXISTS latest_plans(name TEXT PRIMARY KEY, digests TEXT NOT NULL)"
 )
-GET_LATEST_SQL = "SELECT digest FROM latest_plans WHERE name = ?"
-SET_LATEST_SQL = "INSERT OR REPLACE INTO latest_plans(name, digest) VALUES (?, ?)"
+GET_LATEST_SQL = "SELECT digests FROM latest_plans WHERE name = ?"
+SET_LATEST_SQL = "INSERT OR REPLACE INTO latest_plans(name, digests) VALUES (?, ?)"
+SHARED_LATEST_SQL = "SELECT 1 FROM latest_plans WHERE name != ? AND instr(digests, ?) > 0"
+DELETE_PLAN_SQL = "DELETE FROM plans WHERE digest = ?"
 DROP_LATEST_SQL = "DELETE FROM latest_plans"
 GET_PLAN_SQL = "SELECT record FROM plans WHERE digest = ?"
 PUT_PLAN_SQL = "INSERT OR REPLACE INTO plans(digest, record, written) VALUES (?, ?, ?)"
@@ -301,10 +304,26 @@ class ActionDb:
 
     def get_latest_plan(self, name: str) -> str | None:
         row = self.conn().execute(GET_LATEST_SQL, (name,)).fetchone()
-        return None if row is None else row[0]
+        return None if row is None else row[0].split("\n", 1)[0]
 
-    def set_latest_plan(self, name: str, digest: str) -> None:
-        self.conn().execute(SET_LATEST_SQL, (name, digest))
+    def push_latest_plan(self, name: str, digest: str, keep: int) -> list[str]:
+        """Make ``digest`` the newest plan of ``name``; delete the plan records that fall off
+        its ``keep`` newest (unless another name still lists them). Returns those dropped."""
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(GET_LATEST_SQL, (name,)).fetchone()
+            newest = [digest] + [d for d in (row[0].split("\n") if row else []) if d != digest]
+            kept, dropped = newest[:keep], newest[keep:]
+            conn.execute(SET_LATEST_SQL, (name, "\n".join(kept)))
+            for old in dropped:
+                if conn.execute(SHARED_LATEST_SQL, (name, old)).fetchone() is None:
+                    conn.execute(DELETE_PLAN_SQL, (old,))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return dropped
 
     def plan_count(self) -> tuple[int, int]:
         """(plan records, bytes of their data)."""

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from .store import Store
 
 _CHECK_BYTES = 16
+#: Plan records kept per pipeline (or scan) name, newest first; older ones are deleted, so
+#: a sweep over many configs does not accumulate one copy of the pipeline's records per point.
+PLANS_KEPT_PER_NAME = 8
 
 
 class PlanEntry(msgspec.Struct, frozen=True, array_like=True):

@@ -440,17 +440,38 @@ class Store:
     def get_latest_plan(self, name: str) -> str | None:
         """Digest of the newest plan record written for pipeline ``name`` (a hint), or None."""
         if self._db is not None:
-            return self._db.get_latest_plan(name)
-        try:
-            return self.backend.read(_latest_rel(name)).decode()
-        except (FileNotFoundError, UnicodeDecodeError):
-            return None
+            h = self._db.get_latest_plan(name)
+            return DIGEST_PREFIX + h if h else None
+        newest = self._latest_plans(name)
+        return newest[0] if newest and newest[0] else None
 
-    def set_latest_plan(self, name: str, plan: str) -> None:
+    def _latest_plans(self, name: str) -> list[str]:
+        try:
+            return self.backend.read(_latest_rel(name)).decode().split("\n")
+        except (FileNotFoundError, UnicodeDecodeError):
+            return []
+
+    def push_latest_plan(self, name: str, plan: str, keep: int) -> list[str]:
+        """Make ``plan`` the newest plan record of pipeline ``name``; each name keeps its
+        ``keep`` newest plan records and the older ones are deleted (returned)."""
         if self._db is not None:
-            self._db.set_latest_plan(name, plan)
-        else:
-            self.backend.write_atomic(_latest_rel(name), plan.encode())
+            dropped = self._db.push_latest_plan(name, _hex(plan), keep)
+            return [DIGEST_PREFIX + h for h in dropped]
+        newest = [plan] + [d for d in self._latest_plans(name) if d != plan]
+        mine = _latest_rel(name)
+        self.backend.write_atomic(mine, "\n".join(newest[:keep]).encode())
+        dropped = newest[keep:]
+        if dropped:  # keep what another name still lists (same plan under two names)
+            listed: set[str] = set()
+            for entry in self.backend.listdir(f"{PLANS_DIR}/latest"):
+                rel = f"{PLANS_DIR}/latest/{entry}"
+                if rel != mine:
+                    with contextlib.suppress(FileNotFoundError):
+                        listed.update(self.backend.read(rel).decode().split("\n"))
+            for old in dropped:
+                if old not in listed:
+                    self.backend.remove(_plan_rel(old))
+        return dropped
 
     def drop_plans(self) -> None:
         """Delete every plan record (they only speed up re-runs; gc and repairs drop them)."""

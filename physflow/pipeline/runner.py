@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..artifacts.plans import PlanEntry, PlanRecord, read_plan, write_plan
+from ..artifacts.plans import PLANS_KEPT_PER_NAME, PlanEntry, PlanRecord, read_plan, write_plan
 from ..artifacts.records import ActionRecord, OutputEntry
 from ..artifacts.store import Store, open_store
 from .events import NodeEvent, ProgressCallback
@@ -173,7 +173,16 @@ def remember_plan(
     with contextlib.suppress(OSError, sqlite3.Error):
         write_plan(store, PlanRecord(outcome.plan_digest, entries))
         if latest is not None:
-            store.set_latest_plan(latest, outcome.plan_digest)
+            store.push_latest_plan(latest, outcome.plan_digest, PLANS_KEPT_PER_NAME)
+
+
+def note_replayed(store: Store, outcome: RunOutcome, latest: str) -> None:
+    """After a replay: make its plan the newest of ``latest`` unless it already is (no write
+    when the same pipeline is re-run again and again)."""
+    if outcome.plan_digest is None or store.get_latest_plan(latest) == outcome.plan_digest:
+        return
+    with contextlib.suppress(OSError, sqlite3.Error):
+        store.push_latest_plan(latest, outcome.plan_digest, PLANS_KEPT_PER_NAME)
 
 
 def execute_plan(
@@ -657,7 +666,9 @@ def _finish_run(
     nodes_json, replay_nodes = writer.encode_run_nodes(outcome)
     manifest = writer.encode_manifest(header, nodes_json)
     path = str(writer.write_manifest(store, run_id, manifest)) if write_manifest else None
-    if not outcome.replayed and outcome.complete:
+    if outcome.replayed:
+        note_replayed(store, outcome, pipeline.name)
+    elif outcome.complete:
         remember_plan(store, outcome, replay_nodes, latest=pipeline.name)
     result = RunResult(pipeline, store, outcome, manifest, path)
     if outcome.interrupted:

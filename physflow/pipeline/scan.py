@@ -24,7 +24,7 @@ from .gc_pause import no_gc_pauses
 from .graph import Pipeline, PipelineError, Ref, suggest
 from .overrides import _set_nested, split_path
 from .plan import InputRef, PlanNode, config_digest
-from .runner import RunOutcome, execute_plan, remember_plan
+from .runner import RunOutcome, execute_plan, note_replayed, remember_plan
 from .scan_axes import SEED_AXIS, ScanError, ScanPoints, build_points
 from .scan_dataset import Collected, build_dataset
 from .stage import SINGLE_OUTPUT
@@ -371,7 +371,9 @@ def run_scan(
     with no_gc_pauses():
         # node records a plan record already had are reused as encoded; the rest built now
         nodes_json, replay_nodes = encode_run_nodes(outcome)
-        if not outcome.replayed:  # the next run of this same scan reads one record
+        if outcome.replayed:
+            note_replayed(store, outcome, f"scan:{pipeline.name}")
+        else:  # the next run of this same scan reads one record
             remember_plan(store, outcome, replay_nodes, latest=f"scan:{pipeline.name}")
         records = []
         for p, uids in enumerate(splan.point_uids):

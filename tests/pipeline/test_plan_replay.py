@@ -297,3 +297,27 @@ def test_deleting_a_record_makes_its_node_run_again(store, calls):
     calls.clear()
     res = pipeline().run(store=store)
     assert res.outcome.replayed is False and dict(calls) == {"total": 1}
+
+
+def test_each_pipeline_name_keeps_its_newest_plan_records(store):
+    from physflow.artifacts.plans import PLANS_KEPT_PER_NAME
+
+    levels = [float(i) for i in range(PLANS_KEPT_PER_NAME + 3)]
+    for level in levels:
+        pipeline(level=level).run(store=store)
+    assert store.stats().by_kind["plans"].entries == PLANS_KEPT_PER_NAME
+    assert pipeline(level=levels[-1]).run(store=store).outcome.replayed
+    oldest = pipeline(level=levels[0]).run(store=store)  # its plan record was deleted...
+    assert oldest.outcome.replayed is False and len(oldest.hits) == 6  # ...its records were not
+
+
+def test_a_plan_listed_under_another_name_is_kept(store):
+    from physflow.artifacts.plans import PLANS_KEPT_PER_NAME
+
+    pipeline(level=1.0).run(store=store)  # written under "replay"
+    other = pipeline(name="other").run(store=store)  # same plan digest (names are not in it)
+    assert other.outcome.replayed  # and now also the newest plan of "other"
+    for level in [float(i + 10) for i in range(PLANS_KEPT_PER_NAME)]:
+        pipeline(level=level).run(store=store)  # level=1.0 falls off "replay"'s list
+    assert store.stats().by_kind["plans"].entries == PLANS_KEPT_PER_NAME + 1
+    assert pipeline(name="other").run(store=store).outcome.replayed
