@@ -15,6 +15,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 
 DB_NAME = "actions.sqlite"
@@ -32,13 +33,23 @@ CREATE_PLANS_SQL = (
     "CREATE TABLE IF NOT EXISTS plans(digest TEXT PRIMARY KEY, record BLOB NOT NULL, "
     "written REAL NOT NULL)"
 )
-#: Per pipeline name, its newest plan digests, newest first, one per line.
+#: Which plans each pipeline name used, and when (the newest is the hint for changed plans).
 CREATE_LATEST_SQL = (
-    "CREATE TABLE IF NOT EXISTS latest_plans(name TEXT PRIMARY KEY, digests TEXT NOT NULL)"
+    "CREATE TABLE IF NOT EXISTS latest_plans(name TEXT NOT NULL, digest TEXT NOT NULL, "
+    "used REAL NOT NULL, PRIMARY KEY(name, digest)) WITHOUT ROWID"
 )
-GET_LATEST_SQL = "SELECT digests FROM latest_plans WHERE name = ?"
-SET_LATEST_SQL = "INSERT OR REPLACE INTO latest_plans(name, digests) VALUES (?, ?)"
-SHARED_LATEST_SQL = "SELECT 1 FROM latest_plans WHERE name != ? AND instr(digests, ?) > 0"
+CREATE_LATEST_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS latest_by_use ON latest_plans(name, used)",
+    "CREATE INDEX IF NOT EXISTS latest_by_digest ON latest_plans(digest)",
+)
+GET_LATEST_SQL = "SELECT digest FROM latest_plans WHERE name = ? ORDER BY used DESC LIMIT 1"
+SET_LATEST_SQL = "INSERT OR REPLACE INTO latest_plans(name, digest, used) VALUES (?, ?, ?)"
+OLDER_LATEST_SQL = (
+    "SELECT digest FROM latest_plans WHERE name = ? ORDER BY used DESC LIMIT -1 OFFSET ?"
+)
+UNLIST_SQL = "DELETE FROM latest_plans WHERE name = ? AND digest = ?"
+LISTED_SQL = "SELECT 1 FROM latest_plans WHERE digest = ? LIMIT 1"
+PLAN_SIZE_SQL = "SELECT length(record) FROM plans WHERE digest = ?"
 DELETE_PLAN_SQL = "DELETE FROM plans WHERE digest = ?"
 DROP_LATEST_SQL = "DELETE FROM latest_plans"
 GET_PLAN_SQL = "SELECT record FROM plans WHERE digest = ?"
@@ -83,6 +94,8 @@ def create_db(path: str, tmp_path: str) -> None:
         conn.execute(CREATE_SQL)
         conn.execute(CREATE_PLANS_SQL)
         conn.execute(CREATE_LATEST_SQL)
+        for sql in CREATE_LATEST_INDEXES:
+            conn.execute(sql)
     finally:
         conn.close()
     try:
@@ -304,20 +317,23 @@ class ActionDb:
 
     def get_latest_plan(self, name: str) -> str | None:
         row = self.conn().execute(GET_LATEST_SQL, (name,)).fetchone()
-        return None if row is None else row[0].split("\n", 1)[0]
+        return None if row is None else row[0]
 
-    def push_latest_plan(self, name: str, digest: str, keep: int) -> list[str]:
-        """Make ``digest`` the newest plan of ``name``; delete the plan records that fall off
-        its ``keep`` newest (unless another name still lists them). Returns those dropped."""
+    def push_latest_plan(self, name: str, digest: str, budget: int, most: int) -> list[str]:
+        """Mark plan ``digest`` as just used by ``name``. Each name keeps the plans it used most
+        recently, as many as fit in ``budget`` bytes (judged by this plan's size; at least one,
+        at most ``most``); the plan records that fall off are deleted unless another name still
+        lists them. Returns the digests that fell off."""
         conn = self.conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute(GET_LATEST_SQL, (name,)).fetchone()
-            newest = [digest] + [d for d in (row[0].split("\n") if row else []) if d != digest]
-            kept, dropped = newest[:keep], newest[keep:]
-            conn.execute(SET_LATEST_SQL, (name, "\n".join(kept)))
+            conn.execute(SET_LATEST_SQL, (name, digest, time.time()))
+            row = conn.execute(PLAN_SIZE_SQL, (digest,)).fetchone()
+            keep = max(1, min(most, budget // max(1, row[0] if row else 1)))
+            dropped = [r[0] for r in conn.execute(OLDER_LATEST_SQL, (name, keep)).fetchall()]
             for old in dropped:
-                if conn.execute(SHARED_LATEST_SQL, (name, old)).fetchone() is None:
+                conn.execute(UNLIST_SQL, (name, old))
+                if conn.execute(LISTED_SQL, (old,)).fetchone() is None:
                     conn.execute(DELETE_PLAN_SQL, (old,))
         except BaseException:
             conn.execute("ROLLBACK")

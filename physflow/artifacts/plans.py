@@ -38,9 +38,11 @@ if TYPE_CHECKING:
     from .store import Store
 
 _CHECK_BYTES = 16
-#: Plan records kept per pipeline (or scan) name, newest first; older ones are deleted, so
-#: a sweep over many configs does not accumulate one copy of the pipeline's records per point.
-PLANS_KEPT_PER_NAME = 8
+#: Each pipeline (or scan) name keeps the plan records it used most recently, as many as fit
+#: in this many bytes (at least one, at most PLANS_KEPT_MAX); older ones are deleted. A sweep of
+#: a small pipeline keeps a record for every point it visits; a huge pipeline keeps its newest.
+PLANS_BUDGET_BYTES = 64 << 20
+PLANS_KEPT_MAX = 4096
 
 
 class PlanEntry(msgspec.Struct, frozen=True, array_like=True):

@@ -451,12 +451,15 @@ class Store:
         except (FileNotFoundError, UnicodeDecodeError):
             return []
 
-    def push_latest_plan(self, name: str, plan: str, keep: int) -> list[str]:
-        """Make ``plan`` the newest plan record of pipeline ``name``; each name keeps its
-        ``keep`` newest plan records and the older ones are deleted (returned)."""
+    def push_latest_plan(self, name: str, plan: str, budget: int, most: int) -> list[str]:
+        """Mark ``plan`` as just used by pipeline ``name``. Each name keeps the plan records it
+        used most recently, as many as fit in ``budget`` bytes (at least one, at most
+        ``most``); older ones are deleted unless another name still lists them (returned)."""
         if self._db is not None:
-            dropped = self._db.push_latest_plan(name, _hex(plan), keep)
+            dropped = self._db.push_latest_plan(name, _hex(plan), budget, most)
             return [DIGEST_PREFIX + h for h in dropped]
+        size = len(self.get_plan_bytes(plan) or b"x")
+        keep = max(1, min(most, budget // size))
         newest = [plan] + [d for d in self._latest_plans(name) if d != plan]
         mine = _latest_rel(name)
         self.backend.write_atomic(mine, "\n".join(newest[:keep]).encode())

@@ -20,7 +20,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..artifacts.plans import PLANS_KEPT_PER_NAME, PlanEntry, PlanRecord, read_plan, write_plan
+from ..artifacts.plans import (
+    PLANS_BUDGET_BYTES,
+    PLANS_KEPT_MAX,
+    PlanEntry,
+    PlanRecord,
+    read_plan,
+    write_plan,
+)
 from ..artifacts.records import ActionRecord, OutputEntry
 from ..artifacts.store import Store, open_store
 from .events import NodeEvent, ProgressCallback
@@ -173,7 +180,7 @@ def remember_plan(
     with contextlib.suppress(OSError, sqlite3.Error):
         write_plan(store, PlanRecord(outcome.plan_digest, entries))
         if latest is not None:
-            store.push_latest_plan(latest, outcome.plan_digest, PLANS_KEPT_PER_NAME)
+            store.push_latest_plan(latest, outcome.plan_digest, PLANS_BUDGET_BYTES, PLANS_KEPT_MAX)
 
 
 def note_replayed(store: Store, outcome: RunOutcome, latest: str) -> None:
@@ -182,7 +189,7 @@ def note_replayed(store: Store, outcome: RunOutcome, latest: str) -> None:
     if outcome.plan_digest is None or store.get_latest_plan(latest) == outcome.plan_digest:
         return
     with contextlib.suppress(OSError, sqlite3.Error):
-        store.push_latest_plan(latest, outcome.plan_digest, PLANS_KEPT_PER_NAME)
+        store.push_latest_plan(latest, outcome.plan_digest, PLANS_BUDGET_BYTES, PLANS_KEPT_MAX)
 
 
 def execute_plan(

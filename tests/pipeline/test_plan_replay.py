@@ -299,25 +299,41 @@ def test_deleting_a_record_makes_its_node_run_again(store, calls):
     assert res.outcome.replayed is False and dict(calls) == {"total": 1}
 
 
-def test_each_pipeline_name_keeps_its_newest_plan_records(store):
-    from physflow.artifacts.plans import PLANS_KEPT_PER_NAME
+def test_each_pipeline_name_keeps_the_plans_it_used_last(store, monkeypatch):
+    from physflow.pipeline import runner
 
-    levels = [float(i) for i in range(PLANS_KEPT_PER_NAME + 3)]
+    monkeypatch.setattr(runner, "PLANS_KEPT_MAX", 4)
+    levels = [float(i) for i in range(7)]
     for level in levels:
         pipeline(level=level).run(store=store)
-    assert store.stats().by_kind["plans"].entries == PLANS_KEPT_PER_NAME
+    assert store.stats().by_kind["plans"].entries == 4
     assert pipeline(level=levels[-1]).run(store=store).outcome.replayed
     oldest = pipeline(level=levels[0]).run(store=store)  # its plan record was deleted...
     assert oldest.outcome.replayed is False and len(oldest.hits) == 6  # ...its records were not
+    # kept now: the four used last (4, 5, 6 and 0); a sweep revisiting them replays every one
+    for _ in range(2):
+        for level in (levels[4], levels[5], levels[6], levels[0]):
+            assert pipeline(level=level).run(store=store).outcome.replayed
 
 
-def test_a_plan_listed_under_another_name_is_kept(store):
-    from physflow.artifacts.plans import PLANS_KEPT_PER_NAME
+def test_plan_records_of_a_name_fit_its_byte_budget(store, monkeypatch):
+    from physflow.pipeline import runner
 
+    size = len(store.get_plan_bytes(pipeline().run(store=store).outcome.plan_digest))
+    monkeypatch.setattr(runner, "PLANS_BUDGET_BYTES", int(2.5 * size))
+    for level in (2.0, 3.0, 4.0, 5.0):
+        pipeline(level=level).run(store=store)
+    assert store.stats().by_kind["plans"].entries == 2  # two plans of this size fit
+
+
+def test_a_plan_listed_under_another_name_is_kept(store, monkeypatch):
+    from physflow.pipeline import runner
+
+    monkeypatch.setattr(runner, "PLANS_KEPT_MAX", 4)
     pipeline(level=1.0).run(store=store)  # written under "replay"
     other = pipeline(name="other").run(store=store)  # same plan digest (names are not in it)
-    assert other.outcome.replayed  # and now also the newest plan of "other"
-    for level in [float(i + 10) for i in range(PLANS_KEPT_PER_NAME)]:
+    assert other.outcome.replayed  # and now also used by "other"
+    for level in [float(i + 10) for i in range(4)]:
         pipeline(level=level).run(store=store)  # level=1.0 falls off "replay"'s list
-    assert store.stats().by_kind["plans"].entries == PLANS_KEPT_PER_NAME + 1
+    assert store.stats().by_kind["plans"].entries == 4 + 1
     assert pipeline(name="other").run(store=store).outcome.replayed
