@@ -29,15 +29,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import blake3
 import msgspec
 
-from .records import ActionRecord
+from .records import ActionRecord, checked_payload, with_checksum
 
 if TYPE_CHECKING:
     from .store import Store
 
-_CHECK_BYTES = 16
 #: Each pipeline (or scan) name keeps the plan records it used most recently, as many as fit
 #: in this many bytes (at least one, at most PLANS_KEPT_MAX); older ones are deleted. A sweep of
 #: a small pipeline keeps a record for every point it visits; a huge pipeline keeps its newest.
@@ -68,16 +66,12 @@ _DECODER = msgspec.msgpack.Decoder(PlanRecord)
 
 
 def encode_plan(record: PlanRecord) -> bytes:
-    payload = _ENCODER.encode(record)
-    return payload + blake3.blake3(payload).digest(length=_CHECK_BYTES)
+    return with_checksum(_ENCODER.encode(record))
 
 
 def decode_plan(data: bytes) -> PlanRecord:
     """Inverse of :func:`encode_plan`; raises ``msgspec.DecodeError`` when damaged."""
-    payload, check = data[:-_CHECK_BYTES], data[-_CHECK_BYTES:]
-    if len(data) <= _CHECK_BYTES or blake3.blake3(payload).digest(length=_CHECK_BYTES) != check:
-        raise msgspec.DecodeError("plan record checksum mismatch (damaged record)")
-    return _DECODER.decode(payload)
+    return _DECODER.decode(checked_payload(data, "plan record"))
 
 
 def read_plan(store: Store, plan: str) -> PlanRecord | None:

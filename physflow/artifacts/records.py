@@ -45,19 +45,28 @@ _DECODER = msgspec.msgpack.Decoder(ActionRecord)
 _CHECK_BYTES = 16
 
 
+def with_checksum(payload: bytes) -> bytes:
+    """``payload`` followed by a 16-byte blake3 checksum of it."""
+    return payload + blake3.blake3(payload).digest(length=_CHECK_BYTES)
+
+
+def checked_payload(data: bytes, what: str) -> bytes:
+    """The payload of :func:`with_checksum` bytes; ``msgspec.DecodeError`` if damaged."""
+    payload, check = data[:-_CHECK_BYTES], data[-_CHECK_BYTES:]
+    if len(data) <= _CHECK_BYTES or blake3.blake3(payload).digest(length=_CHECK_BYTES) != check:
+        raise msgspec.DecodeError(f"{what} checksum mismatch (damaged record)")
+    return payload
+
+
 def encode_record(record: ActionRecord) -> bytes:
     """msgpack of the record followed by a blake3 checksum of it.
 
     Small values live inside records; the checksum makes a damaged record (a flipped bit that
     still decodes) a miss instead of a wrong value served from the cache.
     """
-    payload = _ENCODER.encode(record)
-    return payload + blake3.blake3(payload).digest(length=_CHECK_BYTES)
+    return with_checksum(_ENCODER.encode(record))
 
 
 def decode_record(data: bytes) -> ActionRecord:
     """Inverse of :func:`encode_record`; raises ``msgspec.DecodeError`` for damaged records."""
-    payload, check = data[:-_CHECK_BYTES], data[-_CHECK_BYTES:]
-    if len(data) <= _CHECK_BYTES or blake3.blake3(payload).digest(length=_CHECK_BYTES) != check:
-        raise msgspec.DecodeError("action record checksum mismatch (damaged record)")
-    return _DECODER.decode(payload)
+    return _DECODER.decode(checked_payload(data, "action record"))
