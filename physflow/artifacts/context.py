@@ -16,12 +16,20 @@ order on slabs) as it comes. The object is published when the stage returns; if 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from ..pipeline.hashing import digest, digest_bytes_of
 from .arrays import ChunkedWriter, zarr_supports
-from .records import OutputEntry
+from .errors import CorruptObjectError, MissingObjectError
+from .records import ActionRecord, OutputEntry
+
+T = TypeVar("T")
+#: fn -> its fingerprint (a function's source is read once per process).
+_MEMO_FINGERPRINTS: dict[Any, str] = {}
 
 if TYPE_CHECKING:
     from .store import Store
@@ -128,6 +136,8 @@ class StageContext:
         self.task = task
         self._open: dict[int, OutputArray] = {}
         self._all: dict[int, OutputArray] = {}
+        self.memo_hits = 0
+        self.memo_misses = 0
 
     def _where(self) -> str:
         if self.task is None:
@@ -172,6 +182,51 @@ class StageContext:
         self._all[id(out)] = out
         return out
 
+    def memo(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)``, cached in the store by ``fn``'s code and the arguments' digests.
+
+        For work inside a stage that is worth caching on its own (one chunk of a long
+        recording, a per-signature optimisation): when a later run changes the stage's config
+        or inputs, pieces whose function and arguments are unchanged are reused. The key is
+        (fn's fingerprint: qualified name + normalised source + ``fn.__physflow_deps__`` if
+        set, the digest of every argument); the enclosing stage's config is not in it, so pass
+        everything ``fn`` reads as an argument. Arguments must be digestible, results storable.
+        ``memo_hits`` / ``memo_misses`` count lookups of this context.
+        """
+        key = memo_key(fn, args, kwargs)
+        found = self._memo_lookup(key)
+        if found is not _MISSING:
+            self.memo_hits += 1
+            return found  # type: ignore[return-value]
+        self.memo_misses += 1
+        started = time.time()
+        value = fn(*args, **kwargs)
+        entry = self.store.put_value(value)
+        self.store.put_action(
+            ActionRecord(
+                key=key,
+                stage=f"memo:{fn.__module__}:{fn.__qualname__}",
+                fingerprint=_memo_fingerprint(fn),
+                outputs={"value": entry},
+                created=started,
+                duration_s=time.time() - started,
+            )
+        )
+        return value
+
+    def _memo_lookup(self, key: str) -> Any:
+        record = self.store.get_action(key)
+        if record is None:
+            return _MISSING
+        try:
+            return self.store.get_value(record.outputs["value"])
+        except CorruptObjectError as exc:
+            if exc.digest:  # never rewritten in place: move it aside so the recompute can land
+                self.store.quarantine(exc.digest)
+            return _MISSING
+        except (KeyError, MissingObjectError):
+            return _MISSING  # collected: compute again (and overwrite the record)
+
     def owns(self, value: Any) -> bool:
         return isinstance(value, OutputArray) and id(value) in self._all
 
@@ -186,3 +241,28 @@ class StageContext:
         """Remove every unfinished output's partial data (called when the stage fails)."""
         for out in list(self._open.values()):
             self._discard(out)
+
+
+_MISSING = object()
+
+
+def _memo_fingerprint(fn: Callable[..., Any]) -> str:
+    found = _MEMO_FINGERPRINTS.get(fn)
+    if found is None:
+        from ..pipeline.fingerprint import stage_fingerprint
+
+        name = f"{fn.__module__}:{fn.__qualname__}"
+        if "<lambda>" in name or "<locals>" in name:
+            raise TypeError(
+                f"ctx.memo({name}): memoised functions must be module-level functions "
+                "(a lambda or nested function's closure is not part of the key)"
+            )
+        deps = tuple(getattr(fn, "__physflow_deps__", ()))
+        found = stage_fingerprint(name, "memo", fn, deps)
+        _MEMO_FINGERPRINTS[fn] = found
+    return found
+
+
+def memo_key(fn: Callable[..., Any], args: tuple, kwargs: dict) -> str:
+    """The action-cache key of ``fn(*args, **kwargs)`` (see :meth:`StageContext.memo`)."""
+    return digest_bytes_of("physflow.memo.v1", _memo_fingerprint(fn), digest((args, kwargs)))

@@ -181,3 +181,34 @@ def chain(length: int, kill_at: int | None = None, pause_s: float = 0.0) -> pf.P
 def run_chain(root: str, length: int, kill_at: int | None = None, pause_s: float = 0.0) -> None:
     """Entry point for a child process: a serial run that may crash part way."""
     chain(length, kill_at, pause_s).run(store=pf.Store(root), write_manifest=False)
+
+
+class ChunkSumConfig(pf.Config):
+    n: int
+    chunk: int
+
+
+def chunk_cumsum(block: np.ndarray, carry: float) -> np.ndarray:
+    """One chunk of a running sum: work worth caching on its own (see ``ctx.memo``)."""
+    _count("chunk_cumsum")
+    return carry + np.cumsum(block)
+
+
+@pf.stage(version="1")
+def memo_cumsum(cfg: ChunkSumConfig, *, ctx: pf.StageContext) -> np.ndarray:
+    """A running sum over ``arange(n)`` computed chunk by chunk, each chunk memoised."""
+    data = np.arange(cfg.n, dtype=np.float64)
+    parts, carry = [], 0.0
+    for start in range(0, cfg.n, cfg.chunk):
+        part = ctx.memo(chunk_cumsum, data[start : start + cfg.chunk], carry)
+        parts.append(part)
+        carry = float(part[-1])
+    _count(f"memo:{ctx.memo_hits}/{ctx.memo_misses}")
+    return np.concatenate(parts)
+
+
+def memo_key_for_test(n: int) -> str:
+    """The memo key of the single chunk of ``memo_cumsum(n=n, chunk>=n)``."""
+    from physflow.artifacts.context import memo_key
+
+    return memo_key(chunk_cumsum, (np.arange(n, dtype=np.float64), 0.0), {})
