@@ -22,7 +22,7 @@ from pathlib import Path
 import blake3
 
 import physflow as pf
-from physflow.artifacts.records import ActionRecord
+from physflow.core.records import ActionRecord
 
 
 def _records(store: pf.Store, n: int) -> list[ActionRecord]:

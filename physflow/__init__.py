@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .core.hashing import digest
 from .pipeline.config import Config
 from .pipeline.graph import Pipeline, PipelineError, Ref
-from .pipeline.hashing import digest
 from .pipeline.stage import Stage, StageDefinitionError, stage
 
 __version__ = "0.1.0"

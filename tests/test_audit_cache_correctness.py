@@ -18,7 +18,7 @@ import pytest
 
 import physflow as pf
 from physflow.artifacts.inline import UnsupportedValueError
-from physflow.pipeline.hashing import UnhashableValueError, digest
+from physflow.core.hashing import UnhashableValueError, digest
 
 CALLS: Counter[str] = Counter()
 

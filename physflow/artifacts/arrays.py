@@ -26,7 +26,8 @@ from typing import Any
 import blake3
 import numpy as np
 
-from ..pipeline.hashing import array_bytes_view, array_digest_from_parts, hash_array_bytes
+from ..core.array_rules import array_bytes_view, array_digest_from_parts
+from ..core.digest_registry import hash_array_bytes
 from .backend import Sink
 from .errors import CorruptObjectError
 

@@ -18,15 +18,14 @@ a decoder (tree -> value, verifying what it reads). Built in:
 from __future__ import annotations
 
 import pickle
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import blake3
 import numpy as np
 
-from ..pipeline.hashing import DIGEST_PREFIX, array_digest_from_parts, digest_bytes_of
+from ..core.array_rules import array_digest_from_parts, bytes_digest_from_hash
+from ..core.framing import merkle
 from . import arrays
 from .arrays import c_order as _c_order
 from .errors import PickleNotAllowedError
@@ -174,11 +173,6 @@ def _decode_array(store: Store, ref: list, lazy: bool = False) -> Any:
 # -- bytes and pickle ----------------------------------------------------------------------------
 
 
-def bytes_digest_from_hash(n: int, data_hash: bytes) -> str:
-    """``pf.digest(b)`` for a bytes value of length ``n`` whose blake3 is ``data_hash``."""
-    return DIGEST_PREFIX + blake3.blake3(b"b" + struct.pack("<Q", n) + b"H" + data_hash).hexdigest()
-
-
 def _put_bytes(store: Store, data: bytes, opts: WriteOptions, codec: str) -> str:
     array = np.frombuffer(data, dtype=np.uint8)
     n = len(data)
@@ -205,7 +199,7 @@ def pickle_value(store: Store, value: Any, opts: WriteOptions) -> list:
 def pickled_digest(ref: list) -> str:
     """The digest of a pickled value: derived from its pickle bytes (a miss, never a false hit,
     if pickling is not deterministic)."""
-    return digest_bytes_of("pickle", ref[2])
+    return merkle("pickle", ref[2])
 
 
 def _decode_pickle(store: Store, ref: list, lazy: bool = False) -> Any:

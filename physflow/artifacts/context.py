@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ..pipeline.hashing import digest, digest_bytes_of
+from ..core.framing import merkle
+from ..core.hashing import digest
+from ..core.records import ActionRecord, OutputEntry
 from .arrays import ChunkedWriter, zarr_supports
 from .errors import CorruptObjectError, MissingObjectError
-from .records import ActionRecord, OutputEntry
 
 T = TypeVar("T")
 #: fn -> its fingerprint (a function's source is read once per process).
@@ -265,4 +266,4 @@ def _memo_fingerprint(fn: Callable[..., Any]) -> str:
 
 def memo_key(fn: Callable[..., Any], args: tuple, kwargs: dict) -> str:
     """The action-cache key of ``fn(*args, **kwargs)`` (see :meth:`StageContext.memo`)."""
-    return digest_bytes_of("physflow.memo.v1", _memo_fingerprint(fn), digest((args, kwargs)))
+    return merkle("physflow.memo.v1", _memo_fingerprint(fn), digest((args, kwargs)))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .records import OutputEntry
+from ..core.records import OutputEntry
 
 if TYPE_CHECKING:
     from .store import Store

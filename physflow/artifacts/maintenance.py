@@ -23,10 +23,13 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..pipeline.hashing import DIGEST_PREFIX, array_digest_from_parts, digest
+from ..core.array_rules import array_digest_from_parts, bytes_digest_from_hash
+from ..core.digest_registry import hash_array_bytes
+from ..core.framing import DIGEST_PREFIX
+from ..core.hashing import digest
+from ..core.records import decode_record
 from .arrays import ArrayReader, Source, array_digest
 from .errors import CorruptObjectError, MissingObjectError, StoreError
-from .records import decode_record
 
 if TYPE_CHECKING:
     from .store import Store
@@ -50,7 +53,7 @@ def iter_action_keys(store: Store) -> Iterator[str]:
 
 def check_object(store: Store, d: str) -> str | None:
     """None when object ``d`` is intact, else what is wrong with it."""
-    from .codecs import bytes_digest_from_hash, read_array
+    from .codecs import read_array
 
     source = Source(store.backend, store.object_rel(d), d)
     try:
@@ -85,8 +88,6 @@ def check_object(store: Store, d: str) -> str | None:
                 array = read_array(reader)
                 actual = digest(array) if "numpy_dtype" in physflow else array_digest(array)[0]
             elif codec in ("blob", "pickle"):
-                from ..pipeline.hashing import hash_array_bytes
-
                 data = reader.read_all().tobytes()
                 actual = bytes_digest_from_hash(len(data), hash_array_bytes(data))
             else:

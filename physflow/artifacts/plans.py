@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .records import ActionRecord, checked_payload, with_checksum
+from ..core.records import PlanRecord, decode_plan, encode_plan
 
 if TYPE_CHECKING:
     from .store import Store
@@ -41,37 +41,6 @@ if TYPE_CHECKING:
 #: a small pipeline keeps a record for every point it visits; a huge pipeline keeps its newest.
 PLANS_BUDGET_BYTES = 64 << 20
 PLANS_KEPT_MAX = 4096
-
-
-class PlanEntry(msgspec.Struct, frozen=True, array_like=True):
-    """One node of a replayable run."""
-
-    uid: str
-    key: str
-    input_digests: dict[str, str]
-    record: ActionRecord
-    #: The node's share of the plan digest (``PlanNode.token``).
-    token: bytes = b""
-    #: The node's manifest record (JSON) as an all-hit run shows it, if the run made one.
-    manifest_node: bytes | None = None
-
-
-class PlanRecord(msgspec.Struct, frozen=True):
-    plan: str
-    nodes: list[PlanEntry]
-
-
-_ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(PlanRecord)
-
-
-def encode_plan(record: PlanRecord) -> bytes:
-    return with_checksum(_ENCODER.encode(record))
-
-
-def decode_plan(data: bytes) -> PlanRecord:
-    """Inverse of :func:`encode_plan`; raises ``msgspec.DecodeError`` when damaged."""
-    return _DECODER.decode(checked_payload(data, "plan record"))
 
 
 def read_plan(store: Store, plan: str) -> PlanRecord | None:

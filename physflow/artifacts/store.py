@@ -32,7 +32,9 @@ import blake3
 import msgspec
 import numpy as np
 
-from ..pipeline.hashing import DIGEST_PREFIX, UnhashableValueError, digest_with_memo
+from ..core.framing import DIGEST_PREFIX, merkle
+from ..core.hashing import UnhashableValueError, digest_with_memo
+from ..core.records import ActionRecord, OutputEntry, decode_record, encode_record
 from . import arrays
 from .action_db import DB_NAME, ActionDb, create_db
 from .arrays import c_order as _c_order
@@ -40,7 +42,6 @@ from .backend import FsspecBackend, LocalBackend, Sink, tmp_name
 from .codecs import WriteOptions, codec_named, find_codec, pickle_value, pickled_digest
 from .errors import MissingObjectError, PickleNotAllowedError, StoreError
 from .inline import UnsupportedValueError, from_tree, to_tree, tree_objects
-from .records import ActionRecord, OutputEntry, decode_record, encode_record
 
 DEFAULT_STORE_ENV = "PHYSFLOW_STORE"
 DEFAULT_STORE_PATH = ".physflow"
@@ -623,9 +624,7 @@ class Store:
                 if not opts.unsafe:
                     raise
                 # a container holding pickled leaves: digest its stored tree instead
-                from ..pipeline.hashing import digest_bytes_of
-
-                d = digest_bytes_of("tree", msgspec.msgpack.encode(tree))
+                d = merkle("tree", msgspec.msgpack.encode(tree))
         shape = dtype = None
         nbytes = 0
         if isinstance(value, np.ndarray):

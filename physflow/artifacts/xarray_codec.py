@@ -5,8 +5,7 @@ child zarr array with ``dimension_names`` and its attributes, so ``xarray.open_z
 too. ``attributes.physflow`` of the group records the exact names, attrs and kinds in physflow's
 tagged encoding, so the round trip restores them with their types.
 
-The digest covers the type, name, attrs, and for every variable (sorted by name, coordinates
-apart from data variables) its dims, attrs, dtype, shape and bytes.
+The digest rule lives in :mod:`physflow.core.optional_rules`.
 """
 
 from __future__ import annotations
@@ -17,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..pipeline.hashing import _str_bytes, digest, register_digest_rule
-from .arrays import c_order as _c_order
+from ..core.hashing import digest
 from .inline import from_tree, to_tree
 
 if TYPE_CHECKING:
@@ -26,40 +24,6 @@ if TYPE_CHECKING:
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 DATAARRAY_VARIABLE = "__xarray_dataarray_variable__"
-
-
-def _feed_variable(buf: bytearray, var: Any, feeder: Any) -> None:
-    feeder.feed(tuple(var.dims))
-    feeder.feed(dict(var.attrs))
-    feeder.feed(_c_order(np.asarray(var.values)))
-
-
-def _feed_named(buf: bytearray, items: list[tuple[Any, Any]], feeder: Any) -> None:
-    buf += len(items).to_bytes(8, "little")
-    for _key, name, var in sorted((digest(n), n, v) for n, v in items):
-        feeder.feed(name)
-        _feed_variable(buf, var, feeder)
-
-
-def _dataarray_rule(buf: bytearray, value: Any, feeder: Any) -> None:
-    _str_bytes(buf, b"X", b"xarray.DataArray")
-    feeder.feed(value.name)
-    _feed_variable(buf, value.variable, feeder)
-    _feed_named(buf, [(n, c.variable) for n, c in value.coords.items()], feeder)
-
-
-def _dataset_rule(buf: bytearray, value: Any, feeder: Any) -> None:
-    _str_bytes(buf, b"X", b"xarray.Dataset")
-    feeder.feed(dict(value.attrs))
-    _feed_named(buf, [(n, v.variable) for n, v in value.data_vars.items()], feeder)
-    _feed_named(buf, [(n, c.variable) for n, c in value.coords.items()], feeder)
-
-
-def register_digest_rules() -> None:
-    import xarray as xr
-
-    register_digest_rule(xr.DataArray)(_dataarray_rule)
-    register_digest_rule(xr.Dataset)(_dataset_rule)
 
 
 def _json_attrs(attrs: dict) -> dict:

@@ -37,8 +37,8 @@ from typing import Any
 
 import msgspec
 
+from ..core.hashing import UnhashableValueError, digest
 from ..pipeline.config import Config
-from ..pipeline.hashing import UnhashableValueError, digest
 from ..pipeline.stage import InputSpec, Stage, StageDefinitionError
 
 OUTPUTS = ("state", "metrics")

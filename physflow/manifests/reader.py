@@ -19,8 +19,8 @@ from ..artifacts.errors import MissingObjectError
 from .schema import NodeRecord, OutputInfo, RunManifest
 
 if TYPE_CHECKING:
-    from ..artifacts.records import OutputEntry
     from ..artifacts.store import Store
+    from ..core.records import OutputEntry
 
 
 class ManifestError(ValueError):
@@ -105,7 +105,7 @@ class Manifest:
                 return entry
         # The record is gone or was replaced: a lone array object can still be opened by digest.
         if info.objects == [info.digest] and info.dtype is not None:
-            from ..artifacts.records import OutputEntry
+            from ..core.records import OutputEntry
 
             shape = tuple(info.shape) if info.shape is not None else None
             return OutputEntry(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from ..artifacts.records import OutputEntry
+from ..core.records import OutputEntry
 from .environment import capture_environment
 from .schema import SCHEMA_VERSION, NodeRecord, OutputInfo, RunManifest
 
@@ -23,7 +23,7 @@ _ENCODER = msgspec.json.Encoder(order="sorted", enc_hook=lambda v: _json_hook(v)
 
 def _json_hook(value: Any) -> Any:
     if isinstance(value, np.ndarray):
-        from ..pipeline.hashing import digest
+        from ..core.hashing import digest
 
         return {
             "__array__": True,

@@ -21,8 +21,8 @@ import msgspec
 import numpy as np
 
 from ..artifacts.errors import CorruptObjectError
-from ..artifacts.records import ActionRecord, OutputEntry
 from ..artifacts.store import Store
+from ..core.records import ActionRecord, OutputEntry
 from .rng import GLOBAL_STATE_LOCK, node_generator
 from .stage import SINGLE_OUTPUT, Stage
 

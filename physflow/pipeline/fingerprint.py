@@ -14,7 +14,8 @@ import textwrap
 import types
 from typing import Any
 
-from .hashing import UnhashableValueError, digest, digest_bytes_of
+from ..core.framing import merkle
+from ..core.hashing import UnhashableValueError, digest
 
 
 def _strip_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
@@ -99,7 +100,7 @@ def stage_fingerprint(
 ) -> str:
     """Decorator arguments that shape results (``outputs``) count; the decorator's source does
     not (it is stripped), so they are added explicitly."""
-    return digest_bytes_of(
+    return merkle(
         "physflow.stage.v1",
         qualified_name,
         version,

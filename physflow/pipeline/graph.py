@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .hashing import digest
-from .keys import key_prefix
+from ..core.hashing import digest
+from ..core.keys import key_prefix
 from .stage import Stage
 
 if TYPE_CHECKING:

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 import blake3
 import msgspec
 
-from .hashing import DIGEST_PREFIX, digest
-from .keys import key_prefix
+from ..core.framing import DIGEST_PREFIX
+from ..core.hashing import digest
+from ..core.keys import key_prefix
 from .rng import seed_token
 from .stage import Stage
 

@@ -20,21 +20,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..artifacts.plans import (
-    PLANS_BUDGET_BYTES,
-    PLANS_KEPT_MAX,
-    PlanEntry,
-    PlanRecord,
-    read_plan,
-    write_plan,
-)
-from ..artifacts.records import ActionRecord, OutputEntry
+from ..artifacts.plans import PLANS_BUDGET_BYTES, PLANS_KEPT_MAX, read_plan, write_plan
 from ..artifacts.store import Store, open_store
+from ..core.keys import cache_key_with_prefix, combined_outputs_digest
+from ..core.records import ActionRecord, OutputEntry, PlanEntry, PlanRecord
 from .events import NodeEvent, ProgressCallback
 from .execute import Task, TaskInput, TaskOutcome
 from .executors import Executor, make_executor
 from .gc_pause import no_gc_pauses
-from .keys import cache_key_with_prefix, combined_outputs_digest
 from .plan import PlanNode, plan_digest, plan_pipeline
 from .stage import SINGLE_OUTPUT
 

@@ -18,8 +18,8 @@ from ..artifacts.inline import INLINE_MAX_BYTES
 from .scan_axes import ScanError, ScanPoints
 
 if TYPE_CHECKING:
-    from ..artifacts.records import OutputEntry
     from ..artifacts.store import Store
+    from ..core.records import OutputEntry
 
 _SCALAR_TAGS = frozenset("fibgcs")
 

@@ -840,13 +840,14 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 
 
 def _spec_digest(text: str, overrides: Mapping[str, Any]) -> str:
-    from .hashing import UnhashableValueError, digest, digest_bytes_of
+    from ..core.framing import merkle
+    from ..core.hashing import UnhashableValueError, digest
 
     try:
         extra = digest(dict(sorted((str(k), v) for k, v in overrides.items())))
     except UnhashableValueError:
         extra = repr(sorted(overrides.items()))
-    return digest_bytes_of("physflow.spec.v1", text, extra)
+    return merkle("physflow.spec.v1", text, extra)
 
 
 def load_spec_full(

@@ -15,7 +15,7 @@ import pytest
 
 import physflow as pf
 from physflow.artifacts.errors import StoreError
-from physflow.artifacts.records import ActionRecord, decode_record
+from physflow.core.records import ActionRecord, decode_record
 from tests.conftest import RawRecords
 
 from . import store_stages as S

@@ -11,8 +11,9 @@ import time
 import pytest
 
 import physflow as pf
+import physflow.core.records
 from physflow.artifacts import action_db
-from physflow.artifacts.records import ActionRecord
+from physflow.core.records import ActionRecord
 
 from . import store_stages as S
 
@@ -118,6 +119,7 @@ def test_runs_in_threads_sharing_one_store_commit_all_and_stop_the_flusher(tmp_p
 _FORK_SCENARIO = """
 import multiprocessing as mp, sqlite3, sys
 import physflow as pf
+import physflow.core.records
 from physflow.artifacts import action_db
 from tests.artifacts import store_stages as S
 
@@ -134,7 +136,7 @@ if __name__ == "__main__":
     with store.deferred_action_writes():
         S.chain(1).run(store=store, write_manifest=False)  # nested block: commits s0 on exit
         entry = store.put_value(1)
-        rec = pf.artifacts.records.ActionRecord(
+        rec = pf.core.records.ActionRecord(
             key="b3:" + "1" * 64, stage="t", fingerprint="f", outputs={"value": entry}, created=0.0
         )
         store.put_action(rec)  # pending in the parent when it forks

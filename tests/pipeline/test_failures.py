@@ -49,7 +49,7 @@ def cfg(log_dir: Path, name: str, **kw) -> st.LogCfg:
 def store_is_consistent(root: Path) -> None:
     """Every action record references only objects that exist and read back intact."""
     store = pf.Store(root)
-    from physflow.artifacts.records import decode_record
+    from physflow.core.records import decode_record
     from tests.conftest import RawRecords
 
     raw = RawRecords(store)
@@ -309,7 +309,7 @@ def test_sigint_cancels_and_writes_interrupted_manifest(tmp_path, executor, to_g
     assert nodes["quick"] in ("miss", "cancelled")
     store_is_consistent(store)
     # A re-run resumes: the interrupted node was never recorded.
-    from physflow.artifacts.records import decode_record
+    from physflow.core.records import decode_record
     from tests.conftest import RawRecords
 
     raw = RawRecords(pf.Store(store))

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import physflow as pf
-from physflow.pipeline.hashing import UnhashableValueError
+from physflow.core.hashing import UnhashableValueError
 
 scalars = st.one_of(
     st.none(),

@@ -1,4 +1,10 @@
-"""Action records: what the action cache stores for one cache key (msgpack, never pickle)."""
+"""Records: what the action cache stores for one cache key, and plan records (msgpack, never
+pickle), each followed by a blake3 checksum so a damaged record is a miss, never a wrong value.
+
+A plan record (see :mod:`physflow.artifacts.action_cache`) holds, for one plan digest, every
+node's key, input digests, action record and (encoded) manifest record as of the last complete
+run of that plan.
+"""
 
 from __future__ import annotations
 
@@ -70,3 +76,33 @@ def encode_record(record: ActionRecord) -> bytes:
 def decode_record(data: bytes) -> ActionRecord:
     """Inverse of :func:`encode_record`; raises ``msgspec.DecodeError`` for damaged records."""
     return _DECODER.decode(checked_payload(data, "action record"))
+
+
+class PlanEntry(msgspec.Struct, frozen=True, array_like=True):
+    """One node of a replayable run."""
+
+    uid: str
+    key: str
+    input_digests: dict[str, str]
+    record: ActionRecord
+    #: The node's share of the plan digest (``PlanNode.token``).
+    token: bytes = b""
+    #: The node's manifest record (JSON) as an all-hit run shows it, if the run made one.
+    manifest_node: bytes | None = None
+
+
+class PlanRecord(msgspec.Struct, frozen=True):
+    plan: str
+    nodes: list[PlanEntry]
+
+
+_PLAN_DECODER = msgspec.msgpack.Decoder(PlanRecord)
+
+
+def encode_plan(record: PlanRecord) -> bytes:
+    return with_checksum(_ENCODER.encode(record))
+
+
+def decode_plan(data: bytes) -> PlanRecord:
+    """Inverse of :func:`encode_plan`; raises ``msgspec.DecodeError`` when damaged."""
+    return _PLAN_DECODER.decode(checked_payload(data, "plan record"))
