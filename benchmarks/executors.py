@@ -156,8 +156,8 @@ def main() -> None:
     results["dask_cluster_start_s"] = time.perf_counter() - t0
     executors = {
         "serial": "serial",
-        "threads": pf.pipeline.executors.ThreadExecutor(args.workers),
-        "processes": pf.pipeline.process_executor.ProcessExecutor(args.workers),
+        "threads": pf.executors.local.ThreadExecutor(args.workers),
+        "processes": pf.executors.processes.ProcessExecutor(args.workers),
         "dask": dask_ex,
     }
     try:
@@ -209,7 +209,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import physflow.pipeline.executors
-    import physflow.pipeline.process_executor
+    import physflow.executors.local
+    import physflow.executors.processes
 
     main()

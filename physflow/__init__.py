@@ -22,7 +22,7 @@ _LAZY = {
     "RunResult": "physflow.pipeline.runner",
     "RunFailedError": "physflow.pipeline.runner",
     "NodeEvent": "physflow.pipeline.events",
-    "DaskExecutor": "physflow.pipeline.dask_executor",
+    "DaskExecutor": "physflow.executors.dask",
     "load_spec": "physflow.pipeline.spec",
     "SpecError": "physflow.pipeline.spec",
     "load_spec_with_scan": "physflow.pipeline.spec",

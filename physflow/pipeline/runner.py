@@ -24,12 +24,13 @@ from ..artifacts.plans import PLANS_BUDGET_BYTES, PLANS_KEPT_MAX, read_plan, wri
 from ..artifacts.store import Store, open_store
 from ..core.keys import cache_key_with_prefix, combined_outputs_digest
 from ..core.records import ActionRecord, OutputEntry, PlanEntry, PlanRecord
+from ..executors.base import Executor, TaskOutcome
+from ..executors.factory import make_executor
 from .events import NodeEvent, ProgressCallback
-from .execute import Task, TaskInput, TaskOutcome
-from .executors import Executor, make_executor
 from .gc_pause import no_gc_pauses
 from .plan import PlanNode, plan_digest, plan_pipeline
 from .stage import SINGLE_OUTPUT
+from .task import Task, TaskInput
 
 if TYPE_CHECKING:
     from ..manifests.schema import RunManifest

@@ -19,7 +19,7 @@ import msgspec
 
 from ..artifacts.inline import INLINE_MAX_BYTES
 from ..artifacts.store import Store, open_store
-from .executors import make_executor
+from ..executors.factory import make_executor
 from .gc_pause import no_gc_pauses
 from .graph import Pipeline, PipelineError, Ref, suggest
 from .overrides import _set_nested, split_path

@@ -21,7 +21,7 @@ if HERE not in sys.path:
 import executor_stages as st  # noqa: E402
 
 import physflow as pf  # noqa: E402
-from physflow.pipeline.process_executor import ProcessExecutor  # noqa: E402
+from physflow.executors.processes import ProcessExecutor  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 

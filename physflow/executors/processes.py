@@ -5,7 +5,7 @@ breaks and every running task fails with it, and it cannot tell which task kille
 Here each worker has its own pipe and sentinel, so a worker that dies (segfault, OOM kill,
 ``os._exit``) fails exactly the node it was running; a fresh worker replaces it.
 
-Only the small :class:`Task` goes to a worker (stages travel by import path, inputs as digests +
+Only the small pickled job goes to a worker (stages travel by import path, inputs as digests +
 small trees); the worker reads its inputs from the store, writes its outputs there and sends back
 the small :class:`TaskOutcome`. Workers ignore SIGINT: Ctrl-C reaches the runner, which stops the
 workers and writes the manifest.
@@ -25,10 +25,11 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from ..artifacts.store import Store
-from .execute import Task, TaskOutcome, run_task
-from .executors import Executor, Slots, default_capacity
+from .base import Executor, Job, Slots, TaskOutcome, default_capacity
 
-_PRELOAD = ["physflow.pipeline.execute", "physflow.artifacts.store"]
+#: Modules the forkserver imports once, so each worker starts warm (names, not imports: the
+#: executor itself never imports the engine).
+_PRELOAD = ["physflow.pipeline.task", "physflow.artifacts.store"]
 
 
 IMPORT_HINT = (
@@ -54,7 +55,7 @@ def _worker_main(conn: Connection, store: Store, environ: dict[str, str]) -> Non
         except (EOFError, OSError):
             return
         try:
-            task = pickle.loads(data)
+            job = pickle.loads(data)
         except Exception as exc:  # the stage (or config class) cannot be imported here
             conn.send(
                 TaskOutcome(
@@ -68,16 +69,16 @@ def _worker_main(conn: Connection, store: Store, environ: dict[str, str]) -> Non
                 )
             )
             continue
-        if task is None:
+        if job is None:
             return
-        conn.send(run_task(task, store, None, keep_values=False))
+        conn.send(job(store, None, False))
 
 
 @dataclass
 class _Worker:
     process: Any
     conn: Connection
-    task: Task | None = None
+    task: Job | None = None
     need: dict[str, float] = field(default_factory=dict)
 
 
@@ -158,11 +159,11 @@ class ProcessExecutor(Executor):
 
     # -- Executor interface ---------------------------------------------------------------------
 
-    def can_submit(self, task: Task) -> bool:
+    def can_submit(self, task: Job) -> bool:
         busy = sum(1 for w in self._pool if w.task is not None)
         return busy < self.workers and self._slots.fits(self._slots.need(task))
 
-    def submit(self, task: Task) -> None:
+    def submit(self, task: Job) -> None:
         worker = self._idle()
         assert worker is not None, "submit() called without can_submit()"
         worker.need = self._slots.need(task)
@@ -208,14 +209,14 @@ class ProcessExecutor(Executor):
         # The worker died while running this task: that is this node's failure.
         worker.process.join(timeout=5)
         reason = (
-            f"worker process {worker.process.pid} died while running node "
-            f"'{task.node_id}' ({_describe_exit(worker.process.exitcode)}); the stage "
+            f"worker process {worker.process.pid} died while running {task.label} "
+            f"({_describe_exit(worker.process.exitcode)}); the stage "
             "crashed the interpreter (segfault, out-of-memory kill, os._exit)"
         )
         worker.conn.close()
         self._pool.remove(worker)
         deaths = self._deaths.setdefault(task.uid, [])
-        if len(deaths) < task.stage.retries:
+        if len(deaths) < task.retries:
             deaths.append(reason)
             self.submit(task)  # a fresh worker; the retry counts against the stage's retries
             return None

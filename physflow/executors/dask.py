@@ -1,8 +1,8 @@
 """Running misses on a dask.distributed cluster (a local one, or an existing scheduler).
 
-Each miss becomes one dask task that receives the small :class:`Task` (inputs as digests + small
-trees) and the store *location*, runs :func:`run_task` on the worker — which reads inputs from and
-writes outputs to the store — and returns only the small :class:`TaskOutcome`. Large values never
+Each miss becomes one dask task that receives the small pickled job (inputs as digests + small
+trees) and the store *location*, runs it on the worker — which reads inputs from and writes
+outputs to the store — and returns only the small :class:`TaskOutcome`. Large values never
 travel through the scheduler, so workers must see the same store path (a shared filesystem when
 the cluster spans machines).
 
@@ -21,13 +21,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..artifacts.store import Store
-from .execute import Task, TaskOutcome, run_task
-from .executors import Executor, total_memory_gb
+from .base import Executor, Job, TaskOutcome, total_memory_gb
 
 _STORES: dict[str, Store] = {}
 
 
-def _run_on_worker(task: Task, location: str, allow_pickle: bool, topic: str) -> TaskOutcome:
+def _run_on_worker(task: Job, location: str, allow_pickle: bool, topic: str) -> TaskOutcome:
     """Executed on a dask worker: open (once per process) the store and run the task."""
     if topic:  # tell the client this task really started (progress reporting)
         from distributed import get_worker
@@ -36,7 +35,7 @@ def _run_on_worker(task: Task, location: str, allow_pickle: bool, topic: str) ->
     store = _STORES.get(location)
     if store is None:
         store = _STORES[location] = Store(location, allow_pickle=allow_pickle)
-    return run_task(task, store, None, keep_values=False)
+    return task(store, None, False)
 
 
 def start_local_cluster(factory: Any, **kwargs: Any) -> Any:
@@ -155,11 +154,10 @@ class DaskExecutor(Executor):
 
     def start(self, store: Store, memory: dict[str, Any] | None) -> None:
         super().start(store, None)
-        self._futures: dict[Any, Task] = {}
-        self._batch: list[Task] = []
+        self._futures: dict[Any, Job] = {}
+        self._batch: list[Job] = []
         self._started.clear()
         self._rejected: list[TaskOutcome] = []
-        self._importable: dict[str, str | None] = {}
         self._offers: dict[str, float] | None = None  # connect on the first miss, not for hits
 
     @staticmethod
@@ -170,7 +168,7 @@ class DaskExecutor(Executor):
                 offers[name] = max(offers.get(name, 0.0), float(amount))
         return offers
 
-    def _dask_resources(self, task: Task) -> dict[str, float] | None:
+    def _dask_resources(self, task: Job) -> dict[str, float] | None:
         wanted = dict(task.resources)
         if "cpus" not in wanted and "cpus" in self._offers:
             wanted["cpus"] = 1.0
@@ -178,7 +176,7 @@ class DaskExecutor(Executor):
         out = {k: min(float(v), offers[k]) for k, v in wanted.items() if k in offers and v > 0}
         return out or None
 
-    def submit(self, task: Task) -> None:
+    def submit(self, task: Job) -> None:
         self._batch.append(task)  # sent together at the next wait(): one message, not one each
 
     def _flush(self) -> None:
@@ -190,7 +188,7 @@ class DaskExecutor(Executor):
             self.client.subscribe_topic(self._topic, self._on_started)
             self._subscribed = True
         topic = self._topic if self.want_starts else ""
-        groups: dict[tuple[tuple[str, float], ...], list[Task]] = {}
+        groups: dict[tuple[tuple[str, float], ...], list[Job]] = {}
         for task in self._batch:
             problem = self._import_problem(task)
             if problem is not None:  # one unloadable task would fail its whole batch
@@ -208,32 +206,16 @@ class DaskExecutor(Executor):
                 [location] * n,
                 [allow_pickle] * n,
                 [topic] * n,
-                key=[f"physflow-{t.node_id}-{uuid.uuid4().hex[:12]}" for t in tasks],
+                key=[f"physflow-{t.uid.replace('/', '-')}-{uuid.uuid4().hex[:12]}" for t in tasks],
                 pure=False,
                 resources=dict(resources) or None,
                 retries=0,
             )
             self._futures.update(zip(futures, tasks))
 
-    def _import_problem(self, task: Task) -> str | None:
-        """Why workers could not load this task's stage by its import path (None: they can)."""
-        name = task.stage.name
-        if name not in self._importable:
-            from .stage import resolve_stage_path
-
-            try:
-                ok = resolve_stage_path(name) is task.stage
-                self._importable[name] = None if ok else f"{name} names another object"
-            except Exception as exc:
-                self._importable[name] = f"{type(exc).__name__}: {exc}"
-        problem = self._importable[name]
-        if problem is None:
-            return None
-        return (
-            f"StageNotImportable: stage {name} of node '{task.node_id}' cannot be loaded by "
-            f"import path ({problem}); stages must be importable on the workers: define "
-            "them at module level in a module on the workers' PYTHONPATH"
-        )
+    def _import_problem(self, task: Job) -> str | None:
+        """Why workers could not load this job (once per distinct problem source)."""
+        return task.preflight()
 
     def _on_started(self, event: tuple[float, str]) -> None:
         self._started.append(event[1])  # called in the client's event-loop thread
@@ -269,7 +251,7 @@ class DaskExecutor(Executor):
         return out
 
     @staticmethod
-    def _outcome(future: Any, task: Task) -> TaskOutcome:
+    def _outcome(future: Any, task: Job) -> TaskOutcome:
         if future.status == "finished":
             return future.result()
         try:
@@ -279,12 +261,12 @@ class DaskExecutor(Executor):
         name = type(exc).__name__
         if name == "KilledWorker":
             error = (
-                f"WorkerDied: the dask worker running node '{task.node_id}' died (segfault, "
+                f"WorkerDied: the dask worker running {task.label} died (segfault, "
                 f"out-of-memory kill, os._exit): {exc}"
             )
         else:
             error = (
-                f"{name}: {exc} (raised by dask while running node '{task.node_id}'; "
+                f"{name}: {exc} (raised by dask while running {task.label}; "
                 "stages must be importable on the workers: define them in a module on "
                 "the workers' PYTHONPATH)"
             )

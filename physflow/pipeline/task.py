@@ -1,4 +1,4 @@
-"""Executing one node: load inputs, call the stage, store outputs, write the record.
+"""Running one node: load inputs, call the stage, store outputs, write the record.
 
 This is the only place stage code runs, whichever executor is used; workers in other processes
 or on a dask cluster call :func:`run_task` with a store location and receive only the small
@@ -23,8 +23,9 @@ import numpy as np
 from ..artifacts.errors import CorruptObjectError
 from ..artifacts.store import Store
 from ..core.records import ActionRecord, OutputEntry
+from ..executors.base import TaskOutcome
 from .rng import GLOBAL_STATE_LOCK, node_generator
-from .stage import SINGLE_OUTPUT, Stage
+from .stage import SINGLE_OUTPUT, Stage, resolve_stage_path
 
 
 class StageOutputError(TypeError):
@@ -41,6 +42,8 @@ class TaskInput:
 
 @dataclass
 class Task:
+    """One miss to compute: what an executor runs (see :class:`physflow.executors.base.Job`)."""
+
     uid: str
     node_id: str
     stage: Stage
@@ -50,22 +53,42 @@ class Task:
     seed: int | None
     resources: Mapping[str, float] = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        return f"node '{self.node_id}'"
 
-@dataclass
-class TaskOutcome:
-    uid: str
-    record: ActionRecord | None
-    error: str | None = None
-    traceback: str | None = None
-    attempts: int = 1
-    started: float = 0.0
-    duration_s: float = 0.0
-    values: dict[str, Any] | None = None  # only for in-memory executors
-    warnings: list[str] = field(default_factory=list)
-    #: Errors of failed attempts that were retried (the runner reports them as "retry" events).
-    retry_errors: list[str] = field(default_factory=list)
-    #: Digest of a corrupt input object: the runner quarantines it and recomputes its producer.
-    corrupt: str | None = None
+    @property
+    def retries(self) -> int:
+        return self.stage.retries
+
+    def preflight(self) -> str | None:
+        """Why another process could not load this task's stage by its import path."""
+        return import_problem(self.stage, self.node_id)
+
+    def __call__(self, store: Store, memory: Any, keep_values: bool) -> TaskOutcome:
+        return run_task(self, store, memory, keep_values)
+
+
+_IMPORTABLE: dict[str, str | None] = {}
+
+
+def import_problem(stage: Stage, node_id: str) -> str | None:
+    """A message when ``stage`` cannot be imported by its name in a worker (None when it can)."""
+    name = stage.name
+    if name not in _IMPORTABLE:
+        try:
+            ok = resolve_stage_path(name) is stage
+            _IMPORTABLE[name] = None if ok else f"{name} names another object"
+        except Exception as exc:
+            _IMPORTABLE[name] = f"{type(exc).__name__}: {exc}"
+    problem = _IMPORTABLE[name]
+    if problem is None:
+        return None
+    return (
+        f"StageNotImportable: stage {name} of node '{node_id}' cannot be loaded by import path "
+        f"({problem}); stages must be importable on the workers: define them at module level "
+        "in a module on the workers' PYTHONPATH"
+    )
 
 
 _warned_global_rng: set[str] = set()
