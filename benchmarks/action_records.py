@@ -55,7 +55,7 @@ def measure(layout: str, n: int, root: Path) -> dict[str, float]:
 
     def touch() -> None:
         for key in keys:
-            store.touch_action(key)
+            store.actions.touch(key)
 
     return {"put_us": _time(put, n), "get_us": _time(get, n), "touch_us": _time(touch, n)}
 

@@ -95,7 +95,7 @@ def bench_physflow(snrs: list[float], extra: list[float], repeat: int) -> dict[s
     ds = scan(warm_store, snrs)
     assert ds.attrs["misses"] == 0 and ds.sizes["channel.snr_db"] == len(snrs)
     # split of the cached re-run: plan + cache lookups + manifest, then the Dataset
-    from physflow.pipeline.scan import run_scan
+    from physflow.scans.run import run_scan
 
     holder["result"] = None
 

@@ -10,8 +10,9 @@ import importlib
 from typing import Any
 
 from .core.hashing import digest
+from .core.refs import Ref
 from .pipeline.config import Config
-from .pipeline.graph import Pipeline, PipelineError, Ref
+from .pipeline.graph import Pipeline, PipelineError
 from .pipeline.stage import Stage, StageDefinitionError, stage
 
 __version__ = "0.1.0"
@@ -19,8 +20,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Store": "physflow.artifacts.store",
     "StageContext": "physflow.artifacts.context",
-    "RunResult": "physflow.pipeline.runner",
-    "RunFailedError": "physflow.pipeline.runner",
+    "RunResult": "physflow.pipeline.run",
+    "RunFailedError": "physflow.pipeline.run",
     "NodeEvent": "physflow.pipeline.events",
     "DaskExecutor": "physflow.executors.dask",
     "load_spec": "physflow.pipeline.spec",

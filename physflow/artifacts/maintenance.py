@@ -6,9 +6,10 @@
   the next run recomputes them.
 - :func:`gc` removes abandoned temp entries (writer dead, or older than a grace period), then
   evicts records least-recently-used first (a record's last use is the newest run manifest that
-  lists its key, or its write time; runs without a manifest bump it with ``touch_action``) with the
-  objects that only they reference, until the store fits ``max_bytes`` and no record is older
-  than ``older_than``; objects referenced by kept manifests are never deleted.
+  lists its key, or its write time; runs without a manifest bump it with
+  ``ActionCache.touch``) with the objects that only they reference, until the store fits
+  ``max_bytes`` and no record is older than ``older_than``; objects referenced by kept
+  manifests are never deleted.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def iter_objects(store: Store) -> Iterator[str]:
 
 def iter_action_keys(store: Store) -> Iterator[str]:
     """Keys of all records, whatever the store's actions layout (SQLite or files)."""
-    return store.iter_action_keys()
+    return iter(store.actions.list_keys())
 
 
 # -- verify --------------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ def verify(store: Store, *, quarantine: bool = True) -> VerifyReport:
     for key in list(iter_action_keys(store)):
         report.records_checked += 1
         problem = None
-        data = store.read_action_bytes(key)
+        data = store.actions.raw(key)
         if data is None:
             continue  # removed concurrently
         try:
@@ -185,7 +186,7 @@ def quarantine(store: Store, d: str) -> int:
     _move_to_quarantine(store, d)
     deleted = 0
     for key in list(iter_action_keys(store)):
-        data = store.read_action_bytes(key)
+        data = store.actions.raw(key)
         if data is None:
             continue
         try:
@@ -252,8 +253,8 @@ def stats(store: Store) -> StoreStats:
         sizes = _sizes_by_entry(store, kind, depth)
         by_kind[kind] = KindStats(len(sizes), sum(b for b, _ in sizes.values()))
     # records: rows of actions.sqlite (bytes = the database files on disk), or actions/ files
-    by_kind["actions"] = KindStats(*store.action_stats())
-    by_kind["plans"] = KindStats(*store.plan_stats())
+    by_kind["actions"] = KindStats(*store.actions.stats())
+    by_kind["plans"] = KindStats(*store.actions.plan_stats())
     if store.actions_layout == "sqlite":  # plan records live in the same database file
         actions = by_kind["actions"]
         actions.bytes = max(0, actions.bytes - by_kind["plans"].bytes)
@@ -381,7 +382,7 @@ def gc(
     for name in backend.listdir("tmp"):
         tmp.setdefault(name, (0, 0.0))
     objects = _sizes_by_entry(store, "objects", 2)
-    actions = store.action_entries()  # key hex -> (record bytes, last write or touch)
+    actions = store.actions.entries()  # key hex -> (record bytes, last write or touch)
     manifests = _sizes_by_entry(store, "manifests", 1)
     for name in list(tmp):
         if tmp[name][1] == 0.0:
@@ -405,7 +406,7 @@ def gc(
     refs: dict[str, set[str]] = {}
     refcount: dict[str, int] = {}
     for h in actions:
-        data = store.read_action_bytes(h)
+        data = store.actions.raw(h)
         try:
             digests = decode_record(data).object_digests if data is not None else set()
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -445,7 +446,7 @@ def gc(
             drop_object(d)
 
     # Plan records only speed up re-runs: they go whenever gc removes anything, or to fit.
-    plans, plan_bytes = store.plan_stats()
+    plans, plan_bytes = store.actions.plan_stats()
     drop_plans = plans > 0 and bool(
         report.removed_actions
         or report.removed_objects
@@ -463,7 +464,7 @@ def gc(
         # records first (in one transaction on SQLite), then the objects only they referenced:
         # a reader never finds a record whose objects are already gone because of this gc
         if report.removed_actions:
-            store.delete_actions(report.removed_actions)
+            store.actions.delete(report.removed_actions)
         for d in report.removed_objects:
             backend.unpublish(store.object_rel(d))
 

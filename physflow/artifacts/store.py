@@ -22,26 +22,25 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import blake3
 import msgspec
 import numpy as np
 
-from ..core.framing import DIGEST_PREFIX, merkle
+from ..core.framing import hex_of, merkle
 from ..core.hashing import UnhashableValueError, digest_with_memo
-from ..core.records import ActionRecord, OutputEntry, decode_record, encode_record
+from ..core.records import ActionRecord, OutputEntry
 from . import arrays
-from .action_db import DB_NAME, ActionDb, create_db
+from .action_cache import ActionCache
 from .arrays import c_order as _c_order
 from .backend import FsspecBackend, LocalBackend, Sink, tmp_name
 from .codecs import WriteOptions, codec_named, find_codec, pickle_value, pickled_digest
 from .errors import MissingObjectError, PickleNotAllowedError, StoreError
 from .inline import UnsupportedValueError, from_tree, to_tree, tree_objects
+from .record_store import FileRecords, RecordStore
+from .records_sqlite import DB_NAME, SqliteRecords, create_db
 
 DEFAULT_STORE_ENV = "PHYSFLOW_STORE"
 DEFAULT_STORE_PATH = ".physflow"
@@ -54,39 +53,8 @@ STORE_FORMAT = 1
 LAYOUTS = ("sqlite", "files")
 
 
-def _read_small(path: str) -> bytes:
-    """Read a small file with raw os calls (a third of the cost of ``open().read()``)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.read(fd, 1 << 16)
-        if len(data) == 1 << 16:
-            parts = [data]
-            while chunk := os.read(fd, 1 << 20):
-                parts.append(chunk)
-            data = b"".join(parts)
-        return data
-    finally:
-        os.close(fd)
-
-
 def default_store_path() -> str:
     return os.environ.get(DEFAULT_STORE_ENV) or DEFAULT_STORE_PATH
-
-
-def _hex(d: str) -> str:
-    return d[len(DIGEST_PREFIX) :] if d.startswith(DIGEST_PREFIX) else d
-
-
-PLANS_DIR = "plans"
-
-
-def _plan_rel(plan: str) -> str:
-    h = _hex(plan)
-    return f"{PLANS_DIR}/{h[:2]}/{h}"
-
-
-def _latest_rel(name: str) -> str:
-    return f"{PLANS_DIR}/latest/{blake3.blake3(name.encode()).hexdigest()[:32]}"
 
 
 def is_url(location: Any) -> bool:
@@ -143,21 +111,21 @@ class Store:
             self.tmp_dir = self.root / "tmp"
             self.quarantine_dir = self.root / "quarantine"
         self.actions_layout = self._resolve_layout(actions)
-        self._db: ActionDb | None = None
-        subs = ["objects", "manifests", "tmp"]
-        if self.actions_layout == "files":
-            subs.append("actions")
-        for sub in subs:
+        for sub in ("objects", "manifests", "tmp"):
             self.backend.makedirs(sub)
-        if self.actions_layout == "sqlite":
-            db_path = f"{self.root}/{DB_NAME}"
-            if not os.path.exists(db_path):
-                create_db(db_path, f"{self.tmp_dir}/{tmp_name('.sqlite')}")
-            self._db = ActionDb(db_path)
-        # plain string prefixes: the warm cache-hit path is two string joins and one syscall each
+        self.records = self._open_records()
+        self.actions = ActionCache(self.records, self.has_objects)
+        # a plain string prefix: the warm cache-hit path is a string join and one syscall
         self._objects_prefix = self.backend.abspath("objects/")
-        self._actions_prefix = self.backend.abspath("actions/")
-        self._known_dirs: set[str] = set()  # action prefix dirs known to exist
+
+    def _open_records(self) -> RecordStore:
+        """The record store of this store's layout, chosen once here."""
+        if self.actions_layout == "files":
+            return FileRecords(self.backend)
+        db_path = f"{self.root}/{DB_NAME}"
+        if not os.path.exists(db_path):
+            create_db(db_path, f"{self.tmp_dir}/{tmp_name('.sqlite')}")
+        return SqliteRecords(db_path)
 
     def _resolve_layout(self, wanted: str | None) -> str:
         """The actions layout stamped in ``store.json``; stamps it when the store has none.
@@ -262,12 +230,12 @@ class Store:
 
     @staticmethod
     def object_rel(d: str) -> str:
-        h = _hex(d)
+        h = hex_of(d)
         return f"objects/{h[:2]}/{h}"
 
     @staticmethod
     def action_rel(key: str) -> str:
-        h = _hex(key)
+        h = hex_of(key)
         return f"actions/{h[:2]}/{h}"
 
     def object_path(self, d: str) -> Any:
@@ -285,219 +253,33 @@ class Store:
         path.mkdir()
         return path
 
-    # -- actions ----------------------------------------------------------------------------------
+    # -- actions (the action cache: see action_cache.py) -------------------------------------------
 
     def get_action(self, key: str) -> ActionRecord | None:
-        """The record for ``key``, or None. Unreadable records count as misses."""
-        h = _hex(key)
-        if self._db is not None:
-            data = self._db.get(h)
-            if data is None:
-                return None
-        else:
-            try:
-                if self._local:
-                    data = _read_small(f"{self._actions_prefix}{h[:2]}/{h}")
-                else:
-                    data = self.backend.read(f"actions/{h[:2]}/{h}")
-            except FileNotFoundError:
-                return None
-        try:
-            record = decode_record(data)
-        except msgspec.DecodeError:
-            return None
-        # A record under another key's name (copied, misplaced) is not this key's result.
-        return record if record.key == key else None
+        """The intact record filed under ``key``, or None (see :meth:`ActionCache.get`)."""
+        return self.actions.get(key)
 
     def put_action(self, record: ActionRecord) -> None:
-        """Write a record (after its objects exist) atomically; visible once this returns."""
-        data = encode_record(record)
-        if self._db is not None:
-            self._db.put(_hex(record.key), data, time.time())
-            return
-        if not self._local:
-            self.backend.write_atomic(self.action_rel(record.key), data)
-            return
-        h = _hex(record.key)
-        parent = f"{self._actions_prefix}{h[:2]}"
-        tmp = f"{self.tmp_dir}/{tmp_name('.rec')}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            if parent not in self._known_dirs:
-                os.makedirs(parent, exist_ok=True)
-                self._known_dirs.add(parent)
-            try:
-                os.replace(tmp, f"{parent}/{h}")
-            except FileNotFoundError:  # the prefix dir was removed since we saw it
-                os.makedirs(parent, exist_ok=True)
-                os.replace(tmp, f"{parent}/{h}")
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
-    def deferred_action_writes(self) -> contextlib.AbstractContextManager[None]:
-        """Batch this process's record writes into few commits (SQLite layout; see
-        :meth:`ActionDb.deferred_puts` for the trade-off). A no-op for per-file records."""
-        if self._db is None:
-            return contextlib.nullcontext()
-        return self._db.deferred_puts()
-
-    def touch_action(self, key: str) -> None:
-        """Mark a record as used now (gc evicts least-recently-used records first)."""
-        if self._db is not None:
-            self._db.touch(_hex(key), time.time())
-        elif self._local:
-            h = _hex(key)
-            with contextlib.suppress(OSError):
-                os.utime(f"{self._actions_prefix}{h[:2]}/{h}")
-        else:
-            self.backend.touch(self.action_rel(key))
+        """Write a record (after its objects exist); visible once this returns (or, inside
+        :meth:`deferred_action_writes`, within one batch window)."""
+        self.actions.record(record)
 
     def delete_action(self, key: str) -> None:
         """Delete one record; plan records go too, so its node really runs again."""
-        self.drop_plans()
-        if self._db is not None:
-            self._db.delete(_hex(key))
-        else:
-            self.backend.remove(self.action_rel(key))
-
-    def delete_actions(self, keys: Iterable[str]) -> None:
-        """Delete many records (gc); on SQLite in one transaction, then the space is returned.
-        Plan records go too (they hold copies of records)."""
-        self.drop_plans()
-        if self._db is not None:
-            self._db.delete_many([_hex(k) for k in keys])
-        else:
-            for key in keys:
-                self.backend.remove(self.action_rel(key))
-
-    def iter_action_keys(self) -> Iterator[str]:
-        """Keys (``blake3:<hex>``) of every stored record, whatever the layout."""
-        if self._db is not None:
-            names: Iterable[str] = list(self._db.iter_keys())
-        else:
-            names = (
-                name
-                for shard in self.backend.listdir("actions")
-                for name in self.backend.listdir(f"actions/{shard}")
-            )
-        for name in names:
-            yield DIGEST_PREFIX + name
-
-    def read_action_bytes(self, key: str) -> bytes | None:
-        """The stored bytes of a record (not decoded nor checked), or None when absent."""
-        if self._db is not None:
-            return self._db.get(_hex(key))
-        try:
-            return self.backend.read(self.action_rel(key))
-        except FileNotFoundError:
-            return None
-
-    def action_entries(self) -> dict[str, tuple[int, float]]:
-        """key hex -> (record bytes, last write or touch time), for gc."""
-        if self._db is not None:
-            return {h: (size, when) for h, size, when in self._db.entries()}
-        out: dict[str, tuple[int, float]] = {}
-        for rel, size, mtime in self.backend.walk("actions"):
-            parts = rel.split("/")
-            if len(parts) > 2:
-                out[parts[2]] = (size, mtime)
-        return out
-
-    def action_stats(self) -> tuple[int, int]:
-        """(records, bytes on disk): the database files, or the record files."""
-        if self._db is not None:
-            return self._db.count()[0], self._db.disk_bytes()
-        entries = self.action_entries()
-        return len(entries), sum(size for size, _ in entries.values())
-
-    def compact_actions(self) -> None:
-        """Return space freed by deleted records to the filesystem (SQLite layout)."""
-        if self._db is not None:
-            self._db.compact()
-
-    # -- plan records (artifacts/plans.py) ---------------------------------------------------------
-
-    def get_plan_bytes(self, plan: str) -> bytes | None:
-        """The stored plan record for digest ``plan`` (not decoded nor checked), or None."""
-        if self._db is not None:
-            return self._db.get_plan(_hex(plan))
-        try:
-            return self.backend.read(_plan_rel(plan))
-        except FileNotFoundError:
-            return None
-
-    def put_plan_bytes(self, plan: str, data: bytes) -> None:
-        if self._db is not None:
-            self._db.put_plan(_hex(plan), data, time.time())
-        else:
-            self.backend.write_atomic(_plan_rel(plan), data)
-
-    def get_latest_plan(self, name: str) -> str | None:
-        """Digest of the newest plan record written for pipeline ``name`` (a hint), or None."""
-        if self._db is not None:
-            h = self._db.get_latest_plan(name)
-            return DIGEST_PREFIX + h if h else None
-        newest = self._latest_plans(name)
-        return newest[0] if newest and newest[0] else None
-
-    def _latest_plans(self, name: str) -> list[str]:
-        try:
-            return self.backend.read(_latest_rel(name)).decode().split("\n")
-        except (FileNotFoundError, UnicodeDecodeError):
-            return []
-
-    def push_latest_plan(self, name: str, plan: str, budget: int, most: int) -> list[str]:
-        """Mark ``plan`` as just used by pipeline ``name``. Each name keeps the plan records it
-        used most recently, as many as fit in ``budget`` bytes (at least one, at most
-        ``most``); older ones are deleted unless another name still lists them (returned)."""
-        if self._db is not None:
-            dropped = self._db.push_latest_plan(name, _hex(plan), budget, most)
-            return [DIGEST_PREFIX + h for h in dropped]
-        size = len(self.get_plan_bytes(plan) or b"x")
-        keep = max(1, min(most, budget // size))
-        newest = [plan] + [d for d in self._latest_plans(name) if d != plan]
-        mine = _latest_rel(name)
-        self.backend.write_atomic(mine, "\n".join(newest[:keep]).encode())
-        dropped = newest[keep:]
-        if dropped:  # keep what another name still lists (same plan under two names)
-            listed: set[str] = set()
-            for entry in self.backend.listdir(f"{PLANS_DIR}/latest"):
-                rel = f"{PLANS_DIR}/latest/{entry}"
-                if rel != mine:
-                    with contextlib.suppress(FileNotFoundError):
-                        listed.update(self.backend.read(rel).decode().split("\n"))
-            for old in dropped:
-                if old not in listed:
-                    self.backend.remove(_plan_rel(old))
-        return dropped
+        self.actions.delete([key])
 
     def drop_plans(self) -> None:
-        """Delete every plan record (they only speed up re-runs; gc and repairs drop them)."""
-        if self._db is not None:
-            self._db.drop_plans()
-        self.backend.remove(PLANS_DIR)
+        """Delete every plan record (they only speed up re-runs)."""
+        self.actions.drop_plans()
 
-    def plan_stats(self) -> tuple[int, int]:
-        """(plan records, bytes)."""
-        if self._db is not None:
-            return self._db.plan_count()
-        sizes = [
-            size
-            for rel, size, _mtime in self.backend.walk(PLANS_DIR)
-            if not rel.startswith(f"{PLANS_DIR}/latest/")
-        ]
-        return len(sizes), sum(sizes)
+    def deferred_action_writes(self) -> contextlib.AbstractContextManager[None]:
+        """Batch this process's record writes into few commits (SQLite layout)."""
+        return self.actions.batch()
 
     # -- objects ----------------------------------------------------------------------------------
 
     def has_object(self, d: str) -> bool:
-        h = _hex(d)
+        h = hex_of(d)
         if self._local:
             return os.path.exists(f"{self._objects_prefix}{h[:2]}/{h}")
         return self.backend.exists(f"objects/{h[:2]}/{h}/{MARKER}")
@@ -729,14 +511,6 @@ class Store:
             dry_run=dry_run,
             tmp_grace_s=tmp_grace_s,
         )
-
-    @staticmethod
-    def now() -> float:
-        return time.time()
-
-    @staticmethod
-    def new_id() -> str:
-        return uuid.uuid4().hex
 
 
 def _reopen(

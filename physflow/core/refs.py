@@ -73,7 +73,7 @@ def resolve_ref(
     outputs = outputs_of.get(ref.node)
     if outputs is None:
         raise RefError(
-            f"'{text}': no node '{ref.node}'.{did_you_mean(ref.node, outputs_of)} "
+            f"'{text}': unknown node '{ref.node}'.{did_you_mean(ref.node, outputs_of)} "
             f"Nodes: {', '.join(outputs_of) or '(none)'}.",
             ref.node,
             closest(ref.node, outputs_of),

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..artifacts.errors import MissingObjectError
+from ..core.records import OutputEntry
+from ..core.refs import is_single
+from ..core.suggest import did_you_mean
 from .schema import NodeRecord, OutputInfo, RunManifest
 
 if TYPE_CHECKING:
@@ -75,10 +78,8 @@ class Manifest:
         try:
             return self.nodes[node_id]
         except KeyError:
-            from ..pipeline.graph import suggest
-
             raise KeyError(
-                f"manifest {self.path} has no node '{node_id}'.{suggest(node_id, self.nodes)} "
+                f"manifest {self.path} has no node '{node_id}'.{did_you_mean(node_id, self.nodes)} "
                 f"Nodes: {', '.join(self.nodes)}"
             ) from None
 
@@ -105,8 +106,6 @@ class Manifest:
                 return entry
         # The record is gone or was replaced: a lone array object can still be opened by digest.
         if info.objects == [info.digest] and info.dtype is not None:
-            from ..core.records import OutputEntry
-
             shape = tuple(info.shape) if info.shape is not None else None
             return OutputEntry(
                 digest=info.digest,
@@ -143,15 +142,13 @@ class Manifest:
         if record.status in ("failed", "skipped", "cancelled") or not record.outputs:
             raise KeyError(f"node '{node_id}' has no outputs in this run (status {record.status})")
         if not output:
-            if list(record.outputs) == ["value"]:
+            if is_single(record.outputs):
                 output = "value"
             else:
                 return {name: self.open(f"{node_id}.{name}", lazy=lazy) for name in record.outputs}
         if output not in record.outputs:
-            from ..pipeline.graph import suggest
-
             raise KeyError(
-                f"node '{node_id}' has no output '{output}'.{suggest(output, record.outputs)} "
+                f"node '{node_id}' has no output '{output}'.{did_you_mean(output, record.outputs)} "
                 f"Outputs: {', '.join(record.outputs)}"
             )
         entry = self._entry(record, output)

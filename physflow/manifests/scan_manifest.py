@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from ..core.refs import is_single
 from .environment import capture_environment
 from .schema import SCHEMA_VERSION, Environment, NodeRecord
-from .writer import status_counts
+from .writer import OutcomeFacts, PipelineFacts, status_counts
 
 if TYPE_CHECKING:
     from ..artifacts.store import Store
-    from ..pipeline.graph import Pipeline
-    from ..pipeline.runner import RunOutcome
 
 PointStatus = Literal["ok", "failed", "skipped", "cancelled"]
 ScanStatus = Literal["ok", "failed", "interrupted"]
@@ -93,7 +92,6 @@ class ScanManifest(msgspec.Struct, omit_defaults=True):
         """The value of output ``ref`` (``"node"`` or ``"node.output"``) at point ``point``,
         read from the store the scan used (or ``store``) through the node's action record."""
         from ..artifacts.store import open_store
-        from ..pipeline.stage import SINGLE_OUTPUT
 
         node_id, _, output = ref.partition(".")
         records = self.point_nodes(point)
@@ -113,9 +111,11 @@ class ScanManifest(msgspec.Struct, omit_defaults=True):
                 f"point {point}: the record of node '{node_id}' is no longer in "
                 f"{opened.location} (removed by gc?); run the scan again."
             )
-        name = output or SINGLE_OUTPUT
-        if name not in action.outputs:
+        if not output and not is_single(action.outputs):
             return {k: opened.get_value(e) for k, e in action.outputs.items()}
+        name = output or "value"
+        if name not in action.outputs:
+            raise KeyError(f"node '{node_id}' has no output '{name}' ({', '.join(action.outputs)})")
         return opened.get_value(action.outputs[name])
 
     @property
@@ -128,7 +128,7 @@ def new_scan_id() -> str:
 
 
 def point_status(
-    node_ids: list[str], uids: dict[str, str], outcome: RunOutcome
+    node_ids: list[str], uids: dict[str, str], outcome: OutcomeFacts
 ) -> tuple[str, str | None, str | None]:
     """(status, error, failed node id) of one point, from its nodes in topological order."""
     status = "ok"
@@ -142,9 +142,9 @@ def point_status(
 
 
 def build_scan_manifest(
-    pipeline: Pipeline,
-    store: Store,
-    outcome: RunOutcome,
+    pipeline: PipelineFacts,
+    store: str,
+    outcome: OutcomeFacts,
     *,
     scan_id: str,
     mode: str,
@@ -173,7 +173,7 @@ def build_scan_manifest(
         coords=coords,
         collect=list(collect),
         status=status,  # type: ignore[arg-type]
-        store=store.location,
+        store=store,
         executor=outcome.executor,
         started=outcome.started,
         finished=outcome.finished,

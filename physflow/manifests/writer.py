@@ -1,9 +1,16 @@
-"""Building run manifests from a run's outcome and writing them atomically into the store."""
+"""Building run manifests from a run's outcome and writing them atomically into the store.
+
+The writer takes plain data: the runner's plan nodes, node states and run outcome are read by
+attribute (the :class:`NodeFacts` / :class:`StateFacts` / :class:`OutcomeFacts` protocols), and
+the pipeline by :class:`PipelineFacts`, so manifests never import the engine.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import numpy as np
@@ -14,9 +21,50 @@ from .schema import SCHEMA_VERSION, NodeRecord, OutputInfo, RunManifest
 
 if TYPE_CHECKING:
     from ..artifacts.store import Store
-    from ..pipeline.graph import Pipeline
-    from ..pipeline.plan import PlanNode
-    from ..pipeline.runner import NodeState, RunOutcome
+
+
+@dataclass(frozen=True)
+class PipelineFacts:
+    """What a manifest header says about the pipeline that ran."""
+
+    name: str
+    seed: int
+    spec_path: str | None = None
+    spec_digest: str | None = None
+
+
+class NodeFacts(Protocol):
+    """A plan node as the writer reads it."""
+
+    node_id: str
+    stage: Any  # .name, .version, .fingerprint, optional .units
+    config: Any
+    config_digest: str
+    inputs: Mapping[str, Any]  # input name -> ref with .uid and .output
+    seed_parts: list[int] | None  # [run seed, *spawn key] for stages that use rng
+
+
+class StateFacts(Protocol):
+    """A node's state after the run as the writer reads it."""
+
+    status: str
+    key: str | None
+    input_digests: dict[str, str]
+    outputs: dict[str, OutputEntry] | None
+    record: Any
+    outcome: Any
+    error: str | None
+    manifest_node: bytes | None
+
+
+class OutcomeFacts(Protocol):
+    nodes: Mapping[str, NodeFacts]
+    states: Mapping[str, StateFacts]
+    started: float
+    finished: float
+    interrupted: bool
+    executor: str
+
 
 _ENCODER = msgspec.json.Encoder(order="sorted", enc_hook=lambda v: _json_hook(v))
 
@@ -41,6 +89,16 @@ def _json_hook(value: Any) -> Any:
             **value.model_dump(),
         }
     raise NotImplementedError(f"cannot record {type(value).__qualname__} in a manifest")
+
+
+def json_scalar(value: Any) -> Any:
+    """``value`` as plain JSON data (numpy scalars as numbers, arrays by digest...)."""
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    try:
+        return _json_hook(value)
+    except NotImplementedError:
+        return value
 
 
 def config_as_json(config: msgspec.Struct | None) -> dict[str, Any] | None:
@@ -105,14 +163,9 @@ def output_info(entry: OutputEntry, units: str | None = None) -> OutputInfo:
     )
 
 
-def node_record(node: PlanNode, state: NodeState, uid: str | None = None) -> NodeRecord:
+def node_record(node: NodeFacts, state: StateFacts, uid: str | None = None) -> NodeRecord:
     outcome = state.outcome
     units = getattr(node.stage, "units", None)
-    seed = None
-    if node.stage.uses_rng:
-        from ..pipeline.rng import spawn_key
-
-        seed = [node.seed, *spawn_key(node.node_id)]
     return NodeRecord(
         id=uid or node.node_id,
         stage=node.stage.name,
@@ -131,7 +184,7 @@ def node_record(node: PlanNode, state: NodeState, uid: str | None = None) -> Nod
         if units is not None
         else {k: output_info(e) for k, e in (state.outputs or {}).items()},
         metrics=output_metrics(state.outputs or {}),
-        seed=seed,
+        seed=node.seed_parts,
         started=outcome.started if outcome else None,
         duration_s=(
             outcome.duration_s if outcome else (state.record.duration_s if state.record else None)
@@ -142,7 +195,7 @@ def node_record(node: PlanNode, state: NodeState, uid: str | None = None) -> Nod
     )
 
 
-def status_counts(outcome: RunOutcome) -> dict[str, int]:
+def status_counts(outcome: OutcomeFacts) -> dict[str, int]:
     """hit / miss / failed / skipped counts of a run or scan (cancelled and never-run nodes
     count as skipped)."""
     counts = {"hit": 0, "miss": 0, "failed": 0, "skipped": 0}
@@ -152,7 +205,7 @@ def status_counts(outcome: RunOutcome) -> dict[str, int]:
     return counts
 
 
-def as_replayed_hit(record: NodeRecord, state: NodeState) -> NodeRecord:
+def as_replayed_hit(record: NodeRecord, state: StateFacts) -> NodeRecord:
     """The node record this node gets in a later run that replays this one: a plain hit.
 
     Equal to ``node_record(node, NodeState("hit", key, inputs, outputs, action))`` (tested), at a
@@ -172,7 +225,7 @@ def as_replayed_hit(record: NodeRecord, state: NodeState) -> NodeRecord:
     )
 
 
-def encode_run_nodes(outcome: RunOutcome) -> tuple[bytes, list[bytes]]:
+def encode_run_nodes(outcome: OutcomeFacts) -> tuple[bytes, list[bytes]]:
     """The manifest's ``nodes`` array (JSON), and each node's record as a later run that
     replays this one shows it (for the plan record).
 
@@ -197,7 +250,11 @@ def encode_run_nodes(outcome: RunOutcome) -> tuple[bytes, list[bytes]]:
 
 
 def run_manifest_header(
-    pipeline: Pipeline, store: Store, outcome: RunOutcome, run_id: str, overrides: dict[str, Any]
+    store: str,
+    outcome: OutcomeFacts,
+    run_id: str,
+    pipeline: PipelineFacts,
+    overrides: dict[str, Any],
 ) -> RunManifest:
     """The run's manifest without its node records (``nodes`` is empty): those are encoded one
     by one by :func:`encode_run_nodes` and spliced in by :func:`encode_manifest`."""
@@ -209,7 +266,7 @@ def run_manifest_header(
         pipeline=pipeline.name,
         seed=pipeline.seed,
         status=status,  # type: ignore[arg-type]
-        store=store.location,
+        store=store,
         executor=outcome.executor,
         started=outcome.started,
         finished=outcome.finished,

@@ -2,48 +2,27 @@
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ..core.graphs import CycleError, toposort
 from ..core.hashing import digest
 from ..core.keys import key_prefix
+from ..core.names import is_node_id
+from ..core.refs import Ref, RefError, resolve_ref
+from ..core.suggest import did_you_mean
 from .stage import Stage
 
 if TYPE_CHECKING:
-    from .runner import RunResult
-
-_NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    from .harness import HarnessTarget
+    from .run import RunResult
 
 
 class PipelineError(ValueError):
     """A pipeline is malformed; the message names the node and says how to fix it."""
-
-
-def suggest(name: str, candidates: Iterable[str]) -> str:
-    """' Did you mean ...?' for the closest valid names, or ''."""
-    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
-    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-
-
-@dataclass(frozen=True)
-class Ref:
-    """A reference to a node's output: ``node`` (its only output, or all) or ``node.out``."""
-
-    node: str
-    output: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Ref:
-        node, _, output = text.partition(".")
-        return cls(node, output or None)
-
-    def __str__(self) -> str:
-        return self.node if self.output is None else f"{self.node}.{self.output}"
 
 
 @dataclass
@@ -127,7 +106,7 @@ class Pipeline:
 
     def add(self, node_id: str, stage: Stage, config: Any = None, **inputs: str | Ref) -> Pipeline:
         """Add a node; inputs name upstream outputs as ``"node"`` or ``"node.output"``."""
-        if not isinstance(node_id, str) or not _NODE_ID.match(node_id):
+        if not is_node_id(node_id):
             raise PipelineError(
                 f"node id {node_id!r} is not valid: use letters, digits, '_' or '-', starting "
                 "with a letter (dots separate node and output in references)."
@@ -147,7 +126,7 @@ class Pipeline:
             if name not in known:
                 raise PipelineError(
                     f"node '{node_id}': stage {stage.name} has no input '{name}'."
-                    f"{suggest(name, known)} Its inputs are: {', '.join(known) or '(none)'}."
+                    f"{did_you_mean(name, known)} Its inputs are: {', '.join(known) or '(none)'}."
                 )
         for spec in stage.inputs:
             if spec.required and spec.name not in inputs:
@@ -176,60 +155,24 @@ class Pipeline:
         """Check every reference and the absence of cycles; return a topological order."""
         if self._order is not None:
             return self._order
+        outputs_of = {n: node.stage.output_names for n, node in self.nodes.items()}
         for node in self.nodes.values():
             for name, ref in node.inputs.items():
-                upstream = self.nodes.get(ref.node)
-                if upstream is None:
+                try:
+                    resolve_ref(str(ref), outputs_of)
+                except RefError as exc:
                     raise PipelineError(
-                        f"node '{node.id}': input '{name}' refers to unknown node '{ref.node}'."
-                        f"{suggest(ref.node, self.nodes)}"
-                    )
-                if ref.output is not None and ref.output not in upstream.stage.output_names:
-                    declared = upstream.stage.outputs
-                    hint = (
-                        f"Its outputs are: {', '.join(declared)}."
-                        if declared
-                        else "It has a single output; refer to it as "
-                        f"'{ref.node}' (declare outputs=[...] on the stage for named outputs)."
-                    )
-                    raise PipelineError(
-                        f"node '{node.id}': input '{name}' refers to '{ref}', but stage "
-                        f"{upstream.stage.name} of node '{ref.node}' has no output "
-                        f"'{ref.output}'.{suggest(ref.output, upstream.stage.output_names)} {hint}"
-                    )
-        self._order = self._toposort()
+                        f"node '{node.id}': input '{name}' refers to {exc}"
+                    ) from None
+        try:
+            self._order = toposort(
+                {n: [r.node for r in node.inputs.values()] for n, node in self.nodes.items()}
+            )
+        except CycleError as exc:
+            raise PipelineError(
+                f"pipeline '{self.name}' has a cycle: {exc}. Remove one of these connections."
+            ) from None
         return self._order
-
-    def _toposort(self) -> list[str]:
-        order: list[str] = []
-        state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-        for root in self.nodes:
-            if state.get(root) == 2:
-                continue
-            stack: list[tuple[str, Any]] = [(root, iter(self.nodes[root].inputs.values()))]
-            state[root] = 1
-            path = [root]
-            while stack:
-                node_id, deps = stack[-1]
-                for ref in deps:
-                    mark = state.get(ref.node)
-                    if mark == 1:
-                        cycle = [*path[path.index(ref.node) :], ref.node]
-                        raise PipelineError(
-                            f"pipeline '{self.name}' has a cycle: {' -> '.join(cycle)}. "
-                            "Remove one of these connections."
-                        )
-                    if mark is None:
-                        state[ref.node] = 1
-                        path.append(ref.node)
-                        stack.append((ref.node, iter(self.nodes[ref.node].inputs.values())))
-                        break
-                else:
-                    stack.pop()
-                    path.pop()
-                    state[node_id] = 2
-                    order.append(node_id)
-        return order
 
     # -- derived pipelines ----------------------------------------------------------------------
 
@@ -255,20 +198,26 @@ class Pipeline:
     # -- running ----------------------------------------------------------------------------------
 
     def run(self, store: Any = None, executor: Any = "serial", **options: Any) -> RunResult:
-        """Run every node that is not already cached; see :func:`physflow.pipeline.runner.run`."""
-        from .runner import run_pipeline
+        """Run every node that is not already cached (see :mod:`physflow.pipeline.run`)."""
+        from .run import run_pipeline
 
         return run_pipeline(self, store=store, executor=executor, **options)
 
     def scan(self, axes: Any = None, collect: Iterable[str] = (), **options: Any) -> Any:
-        """Run the pipeline over a grid of parameters; returns an ``xarray.Dataset``."""
-        from .scan import scan
+        """Run the pipeline over a grid of parameters; returns an ``xarray.Dataset`` (see
+        :func:`physflow.scans.run.scan`)."""
+        import importlib
 
-        return scan(self, axes, collect=collect, **options)
+        # scans sit above the engine: reached by name, so the engine never imports them
+        return importlib.import_module("physflow.scans.run").scan(
+            self, axes, collect=collect, **options
+        )
 
-    def as_harness_target(self, objective: str, metrics: Iterable[str] = (), **options: Any) -> Any:
-        """A phys-sims-utils evaluation target; see :mod:`physflow.manifests.harness`."""
-        from ..manifests.harness import HarnessTarget
+    def as_harness_target(
+        self, objective: str, metrics: Iterable[str] = (), **options: Any
+    ) -> HarnessTarget:
+        """A phys-sims-utils evaluation target; see :mod:`physflow.pipeline.harness`."""
+        from .harness import HarnessTarget
 
         return HarnessTarget(self, objective, metrics, **options)
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .graph import PipelineError, suggest
+from ..core.suggest import did_you_mean
+from .graph import PipelineError
 
 if TYPE_CHECKING:
     from .graph import Pipeline
@@ -30,19 +31,20 @@ def field_type_of(cls: type, name: str) -> Any:
     return next(f.type for f in msgspec.structs.fields(cls) if f.name == name)
 
 
-def _set_nested(config: msgspec.Struct, fields: list[str], value: Any, path: str) -> msgspec.Struct:
+def set_nested(config: msgspec.Struct, fields: list[str], value: Any, path: str) -> msgspec.Struct:
     cls = type(config)
     name = fields[0]
     if name not in cls.__struct_fields__:
         raise PipelineError(
             f"'{path}': {cls.__qualname__} has no field '{name}'."
-            f"{suggest(name, cls.__struct_fields__)} Fields: {', '.join(cls.__struct_fields__)}."
+            f"{did_you_mean(name, cls.__struct_fields__)} "
+            f"Fields: {', '.join(cls.__struct_fields__)}."
         )
     if len(fields) > 1:
         inner = getattr(config, name)
         if not isinstance(inner, msgspec.Struct):
             raise PipelineError(f"'{path}': field '{name}' is not a nested config.")
-        value = _set_nested(inner, fields[1:], value, path)
+        value = set_nested(inner, fields[1:], value, path)
     field_type = field_type_of(cls, name)
     try:
         value = msgspec.convert(value, field_type, strict=False, dec_hook=passthrough_hook)
@@ -70,8 +72,8 @@ def apply_overrides(pipeline: Pipeline, values: Mapping[str, Any]) -> None:
         if node is None:
             raise PipelineError(
                 f"'{path}': no node '{node_id}' in pipeline '{pipeline.name}'."
-                f"{suggest(node_id, pipeline.nodes)}"
+                f"{did_you_mean(node_id, pipeline.nodes)}"
             )
         if node.config is None:
             raise PipelineError(f"'{path}': node '{node_id}' has no config to override.")
-        node.config = _set_nested(node.config, fields, value, path)
+        node.config = set_nested(node.config, fields, value, path)

@@ -37,6 +37,8 @@ class PlanNode:
     key_prefix: bytes = b""
     #: What identifies the node's random stream; None for stages without ``rng``.
     seed_token: str | None = field(default=None, init=False)
+    #: [run seed, *spawn key] of that stream (as manifests record it); None without ``rng``.
+    seed_parts: list[int] | None = field(default=None, init=False)
     #: This node's share of the plan digest (set by :func:`plan_digest`).
     token: bytes = field(default=b"", init=False)
 
@@ -47,6 +49,7 @@ class PlanNode:
         if self.stage.uses_rng:
             seed, key = seed_token(self.seed, self.node_id)
             self.seed_token = f"{seed}:{key[0]}:{key[1]}"
+            self.seed_parts = [seed, *key]
 
 
 def config_digest(

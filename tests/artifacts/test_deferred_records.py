@@ -12,7 +12,7 @@ import pytest
 
 import physflow as pf
 import physflow.core.records
-from physflow.artifacts import action_db
+from physflow.artifacts import records_sqlite as action_db
 from physflow.core.records import ActionRecord
 
 from . import store_stages as S
@@ -120,7 +120,7 @@ _FORK_SCENARIO = """
 import multiprocessing as mp, sqlite3, sys
 import physflow as pf
 import physflow.core.records
-from physflow.artifacts import action_db
+from physflow.artifacts import records_sqlite as action_db
 from tests.artifacts import store_stages as S
 
 def child(store):

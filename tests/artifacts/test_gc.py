@@ -125,11 +125,11 @@ def test_gc_returns_record_space_to_the_filesystem(tmp_path):
         p.add(f"n{i}", S.ramp, S.RampConfig(n=1500, scale=float(i)))  # ~12 KiB inline each
     res = p.run(store=store, write_manifest=False)
     assert res.ok
-    entries, before = store.action_stats()
+    entries, before = store.actions.stats()
     assert entries == 300 and before > 300 * 12_000
     report = store.gc(max_bytes=0, keep_manifests=None)
     assert len(report.removed_actions) == 300
-    entries, after = store.action_stats()
+    entries, after = store.actions.stats()
     assert entries == 0 and after < before / 10
     assert all(store.get_action(state.key) is None for state in res.outcome.states.values())
     assert store.verify().ok

@@ -230,7 +230,7 @@ def test_scan_then_show(tmp_path):
     store = tmp_path / "store"
     done = physflow("scan", str(DEMO), "-o", str(tmp_path / "r.nc"), store=store, check=None)
     if done.returncode == 2 and "not available" in done.stderr:
-        pytest.skip("physflow.pipeline.scan_cli not installed")
+        pytest.skip("physflow.cli.scan not installed")
     assert done.returncode == 0, done.stderr
     shown = physflow("show", "latest", store=store).stdout
     assert "noisy.sigma" in shown and "power" in shown

@@ -9,7 +9,7 @@ from phys_sims_utils.harness import InMemoryTestHarness, MetricSpec, SweepSpec
 from phys_sims_utils.harness.adapters.phys_pipeline import PhysPipelineAdapter
 
 import physflow as pf
-from physflow.manifests.harness import HarnessError
+from physflow.pipeline.harness import HarnessError
 
 DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 SIGMAS = [0.1, 0.5, 1.0]

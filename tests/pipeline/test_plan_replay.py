@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import physflow as pf
-from physflow.artifacts.plans import decode_plan, read_plan
+from physflow.core.framing import hex_of
+from physflow.core.records import decode_plan
 from physflow.manifests.writer import as_replayed_hit, node_record
+from physflow.pipeline.outcome import NodeState
 from physflow.pipeline.plan import plan_digest, plan_pipeline
-from physflow.pipeline.runner import NodeState
 
 from .counting_stages import CALLS, Level, Scale, noise, scale, source, split, total
 
@@ -133,23 +134,23 @@ def test_missing_object_falls_back_and_recomputes(store, calls):
 def test_damaged_plan_record_is_ignored(store, calls):
     pipeline().run(store=store)
     digest = plan_digest(plan_pipeline(pipeline()))
-    data = bytearray(store.get_plan_bytes(digest))
+    data = bytearray(store.records.get_plan(hex_of(digest)))
     data[len(data) // 2] ^= 0x01
-    store.put_plan_bytes(digest, bytes(data))
-    assert read_plan(store, digest) is None
+    store.records.put_plan(hex_of(digest), bytes(data))
+    assert store.actions.plan(digest) is None
     calls.clear()
     res = pipeline().run(store=store)
     assert res.outcome.replayed is False and sum(calls.values()) == 0
     assert res["sum"] == 1000.0
-    assert read_plan(store, digest) is not None, "the per-node run rewrote the plan record"
+    assert store.actions.plan(digest) is not None, "the per-node run rewrote the plan record"
 
 
 def test_plan_record_filed_under_another_digest_is_ignored(store, calls):
     pipeline(factor=3.0).run(store=store)
     other = plan_digest(plan_pipeline(pipeline(factor=3.0)))
     mine = plan_digest(plan_pipeline(pipeline()))
-    store.put_plan_bytes(mine, store.get_plan_bytes(other))
-    assert decode_plan(store.get_plan_bytes(mine)).plan == other
+    store.records.put_plan(hex_of(mine), store.records.get_plan(hex_of(other)))
+    assert decode_plan(store.records.get_plan(hex_of(mine))).plan == other
     calls.clear()
     res = pipeline().run(store=store)
     assert res.outcome.replayed is False
@@ -165,7 +166,7 @@ def test_failed_run_leaves_no_plan_record(store):
     p.add("bad", broken, x="src")
     res = p.run(store=store)
     assert res.failed == ["bad"]
-    assert read_plan(store, res.outcome.plan_digest) is None
+    assert store.actions.plan(res.outcome.plan_digest) is None
     assert p.run(store=store).outcome.replayed is False
 
 
@@ -300,9 +301,9 @@ def test_deleting_a_record_makes_its_node_run_again(store, calls):
 
 
 def test_each_pipeline_name_keeps_the_plans_it_used_last(store, monkeypatch):
-    from physflow.pipeline import runner
+    from physflow.artifacts import action_cache
 
-    monkeypatch.setattr(runner, "PLANS_KEPT_MAX", 4)
+    monkeypatch.setattr(action_cache, "PLANS_KEPT_MAX", 4)
     levels = [float(i) for i in range(7)]
     for level in levels:
         pipeline(level=level).run(store=store)
@@ -317,19 +318,20 @@ def test_each_pipeline_name_keeps_the_plans_it_used_last(store, monkeypatch):
 
 
 def test_plan_records_of_a_name_fit_its_byte_budget(store, monkeypatch):
-    from physflow.pipeline import runner
+    from physflow.artifacts import action_cache
 
-    size = len(store.get_plan_bytes(pipeline().run(store=store).outcome.plan_digest))
-    monkeypatch.setattr(runner, "PLANS_BUDGET_BYTES", int(2.5 * size))
+    digest = pipeline().run(store=store).outcome.plan_digest
+    size = len(store.records.get_plan(hex_of(digest)))
+    monkeypatch.setattr(action_cache, "PLANS_BUDGET_BYTES", int(2.5 * size))
     for level in (2.0, 3.0, 4.0, 5.0):
         pipeline(level=level).run(store=store)
     assert store.stats().by_kind["plans"].entries == 2  # two plans of this size fit
 
 
 def test_a_plan_listed_under_another_name_is_kept(store, monkeypatch):
-    from physflow.pipeline import runner
+    from physflow.artifacts import action_cache
 
-    monkeypatch.setattr(runner, "PLANS_KEPT_MAX", 4)
+    monkeypatch.setattr(action_cache, "PLANS_KEPT_MAX", 4)
     pipeline(level=1.0).run(store=store)  # written under "replay"
     other = pipeline(name="other").run(store=store)  # same plan digest (names are not in it)
     assert other.outcome.replayed  # and now also used by "other"

@@ -14,7 +14,7 @@ import pytest
 
 import physflow as pf
 from physflow.manifests.scan_manifest import load_scan_manifest
-from physflow.pipeline.scan import ScanError
+from physflow.scans.axes import ScanError
 
 from .test_scan_stages import executions, link, q_function
 
@@ -353,7 +353,7 @@ def test_scan_manifest_file_is_the_json_of_the_whole_struct_when_replayed_or_not
     import msgspec
 
     from physflow.manifests.writer import _ENCODER, node_record
-    from physflow.pipeline.scan import run_scan
+    from physflow.scans.run import run_scan
 
     p = link(log)
     axes = {"detect.threshold": [-0.2, 0.0, 0.2]}

@@ -167,8 +167,8 @@ def test_cli_sample_ranges(tmp_path, capsys):
 def test_plot_scan_reference_per_line_and_clear_errors(tmp_path):
     import xarray as xr
 
-    from physflow.pipeline.scan import ScanError
-    from physflow.pipeline.scan_plot import plot_scan
+    from physflow.scans.axes import ScanError
+    from physflow.scans.plot import plot_scan
 
     snr = np.arange(5.0)
     fmt = np.array(["qpsk", "16qam"], dtype=object)

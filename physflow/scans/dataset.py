@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..artifacts.inline import INLINE_MAX_BYTES
-from .scan_axes import ScanError, ScanPoints
+from .axes import ScanError, ScanPoints
 
 if TYPE_CHECKING:
     from ..artifacts.store import Store
@@ -30,6 +30,8 @@ class Collected:
 
     name: str
     entries: list[OutputEntry | None]
+    #: An entry of a dict output (``"node.output.key"``), or None for the whole output.
+    key: str | None = None
 
 
 def _missing_value(kind: str) -> Any:
@@ -140,6 +142,33 @@ def _lazy_array(
     return da.Array(graph, name, chunks, dtype=dtype)
 
 
+def _keyed_variable(var: Collected, store: Store) -> np.ndarray:
+    """One entry of a dict output at every point (e.g. ``metrics.ber`` of a phys-pipeline
+    stage's ``metrics`` dict): scalars or equally shaped arrays; failed points are NaN."""
+    values: list[Any] = []
+    for entry in var.entries:
+        if entry is None:
+            values.append(None)
+            continue
+        value = store.get_value(entry)
+        if not isinstance(value, dict) or var.key not in value:
+            keys = ", ".join(map(str, value)) if isinstance(value, dict) else "none: not a dict"
+            raise ScanError(
+                f"collect '{var.name}': the output has no entry '{var.key}' (entries: {keys})"
+            )
+        values.append(np.asarray(value[var.key]))
+    present = [v for v in values if v is not None]
+    if not present:
+        return np.full(len(values), np.nan)
+    if len({v.shape for v in present}) > 1:
+        raise ScanError(f"collect '{var.name}': the entry has different shapes across points")
+    dtype = _result_dtype(np.result_type(*present), len(present) < len(values))
+    out = np.empty((len(values), *present[0].shape), dtype=dtype)
+    for i, v in enumerate(values):
+        out[i] = _missing_value(dtype.kind) if v is None else v
+    return out
+
+
 def _coord_values(values: list[Any]) -> np.ndarray:
     if all(isinstance(v, str) for v in values):
         # variable-length strings: zarr v3 has no stable fixed-width unicode type
@@ -163,6 +192,11 @@ def build_dataset(
     dims = list(points.dims)
     data_vars: dict[str, Any] = {}
     for var in collected:
+        if var.key is not None:
+            data = _keyed_variable(var, store)
+            extra = [f"{var.name}_dim{i}" for i in range(data.ndim - 1)]
+            data_vars[var.name] = (dims + extra, data.reshape(*scan_shape, *data.shape[1:]))
+            continue
         first = next((e for e in var.entries if e is not None), None)
         if first is None:
             data_vars[var.name] = (dims, np.full(scan_shape, np.nan))

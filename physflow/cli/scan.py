@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .scan_axes import ScanError
+from ..scans.axes import ScanError
 
 EXECUTORS = ("serial", "threads", "processes", "dask")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -228,7 +228,7 @@ def _err(message: str) -> None:
 
 def run_scan_command(args: argparse.Namespace) -> int:
     """Run ``physflow scan`` with parsed ``args``; returns the exit code."""
-    from .graph import PipelineError
+    from ..pipeline.graph import PipelineError
 
     try:
         return _run(args)
@@ -242,10 +242,11 @@ def run_scan_command(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ..artifacts.store import default_store_path
-    from ..cli_progress import make_progress
-    from .scan import plan_scan, resolve_collect, run_scan
-    from .scan_axes import build_points
-    from .spec import load_spec_with_scan, parse_set_option
+    from ..pipeline.spec import load_spec_with_scan, parse_set_option
+    from ..scans.axes import build_points
+    from ..scans.plan import plan_scan, resolve_collect
+    from ..scans.run import run_scan
+    from .progress import make_progress
 
     if args.output and Path(args.output).suffix.lower() not in (".zarr", ".nc", ".nc4", ".netcdf"):
         raise ScanError(f"-o {args.output}: use a .zarr or .nc path.")
@@ -305,7 +306,7 @@ def _reference(scan_spec: Any, args: argparse.Namespace) -> str | None:
 
 
 def _plot(ds: Any, path: str, scan_spec: Any, args: argparse.Namespace) -> Path:
-    from .scan_plot import plot_scan
+    from ..scans.plot import plot_scan
 
     plot = scan_spec.plot if scan_spec is not None else None
     reference = _reference(scan_spec, args)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .graph import PipelineError
+from ..pipeline.graph import PipelineError
 
 SEED_AXIS = "seed"
 POINT_DIM = "point"

@@ -14,9 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..artifacts.store import open_store
+from ..core.refs import RefError, resolve_ref
+from .run import run_pipeline
+
 if TYPE_CHECKING:
-    from ..pipeline.graph import Pipeline
-    from ..pipeline.runner import RunResult
+    from .graph import Pipeline
+    from .run import RunResult
 
 
 class HarnessError(ValueError):
@@ -71,7 +75,6 @@ class HarnessTarget:
         params: Mapping[str, str] | None = None,
         seed: Literal["harness", "pipeline"] = "harness",
     ) -> None:
-        from ..artifacts.store import open_store
 
         self.pipeline = pipeline
         self.objective = objective
@@ -88,21 +91,13 @@ class HarnessTarget:
             self._check_ref(ref)
 
     def _check_ref(self, ref: str) -> None:
-        from ..pipeline.graph import suggest
-
-        node_id, _, rest = ref.partition(".")
-        output = rest.partition(".")[0]
-        node = self.pipeline.nodes.get(node_id)
-        if node is None:
+        outputs_of = {n: node.stage.output_names for n, node in self.pipeline.nodes.items()}
+        try:
+            resolve_ref(ref, outputs_of, allow_key=True)
+        except RefError as exc:
             raise HarnessError(
-                f"objective/metric '{ref}': no node '{node_id}' in pipeline "
-                f"'{self.pipeline.name}'.{suggest(node_id, self.pipeline.nodes)}"
-            )
-        if output and output not in node.stage.output_names:
-            raise HarnessError(
-                f"objective/metric '{ref}': node '{node_id}' has no output '{output}'."
-                f"{suggest(output, node.stage.output_names)}"
-            )
+                f"objective/metric {exc} (pipeline '{self.pipeline.name}')"
+            ) from None
 
     def overrides(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Harness config -> ``{"node.field": value}``; unknown keys are an error, not ignored."""
@@ -122,8 +117,6 @@ class HarnessTarget:
         seed_value = int(seed) if self.seed_mode == "harness" else None
         overrides = self.overrides(config)
         pipeline = self.pipeline.with_values(overrides, seed=seed_value)
-        from ..pipeline.runner import run_pipeline
-
         result = run_pipeline(
             pipeline,
             store=self.store,
@@ -144,6 +137,7 @@ class HarnessTarget:
         out["output_digests"] = {
             f"{n.id}.{k}": o.digest for n in result.manifest.nodes for k, o in n.outputs.items()
         }
+        out["seed"] = pipeline.seed
         out["hits"] = len(result.hits)
         out["misses"] = len(result.misses)
         return out
@@ -180,7 +174,7 @@ class PhysflowAdapter:
                 "manifest_path": raw["manifest_path"],
                 "output_digests": raw["output_digests"],
             },
-            seed=seed,
+            seed=int(raw["seed"]),  # the seed the run used (with seed="pipeline": the pipeline's)
             provenance={
                 "physflow_run_id": str(raw["run_id"]),
                 "physflow_hits": str(raw["hits"]),
@@ -188,9 +182,3 @@ class PhysflowAdapter:
                 "physflow_spec_digest": str(self.target.pipeline.spec_digest or ""),
             },
         )
-
-
-def as_harness_target(
-    pipeline: Pipeline, objective: str, metrics: Iterable[str] = (), **options: Any
-) -> HarnessTarget:
-    return HarnessTarget(pipeline, objective, metrics, **options)

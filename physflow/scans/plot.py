@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .scan_axes import POINT_DIM, ScanError
+from .axes import POINT_DIM, ScanError
 
 
 def scalar_variables(ds: Any) -> list[str]:

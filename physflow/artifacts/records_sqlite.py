@@ -1,4 +1,5 @@
-"""Action records (and plan records) of a local store in one SQLite file (``actions.sqlite``).
+"""Action records (and plan records) of a local store in one SQLite file (``actions.sqlite``):
+the "sqlite" :class:`~.record_store.RecordStore`.
 
 Why: creating one small file per record (temp file + rename) costs 0.5-0.9 ms on ordinary
 filesystems, while an autocommitted INSERT in WAL mode costs ~35 us and a batched one a few us
@@ -42,14 +43,10 @@ CREATE_LATEST_INDEXES = (
     "CREATE INDEX IF NOT EXISTS latest_by_use ON latest_plans(name, used)",
     "CREATE INDEX IF NOT EXISTS latest_by_digest ON latest_plans(digest)",
 )
-GET_LATEST_SQL = "SELECT digest FROM latest_plans WHERE name = ? ORDER BY used DESC LIMIT 1"
-SET_LATEST_SQL = "INSERT OR REPLACE INTO latest_plans(name, digest, used) VALUES (?, ?, ?)"
-OLDER_LATEST_SQL = (
-    "SELECT digest FROM latest_plans WHERE name = ? ORDER BY used DESC LIMIT -1 OFFSET ?"
-)
+MARK_RECENT_SQL = "INSERT OR REPLACE INTO latest_plans(name, digest, used) VALUES (?, ?, ?)"
+RECENT_SQL = "SELECT digest FROM latest_plans WHERE name = ? ORDER BY used DESC LIMIT -1 OFFSET ?"
 UNLIST_SQL = "DELETE FROM latest_plans WHERE name = ? AND digest = ?"
 LISTED_SQL = "SELECT 1 FROM latest_plans WHERE digest = ? LIMIT 1"
-PLAN_SIZE_SQL = "SELECT length(record) FROM plans WHERE digest = ?"
 DELETE_PLAN_SQL = "DELETE FROM plans WHERE digest = ?"
 DROP_LATEST_SQL = "DELETE FROM latest_plans"
 GET_PLAN_SQL = "SELECT record FROM plans WHERE digest = ?"
@@ -112,8 +109,10 @@ def create_db(path: str, tmp_path: str) -> None:
 DEFER_WINDOW_S = 0.02
 
 
-class ActionDb:
+class SqliteRecords:
     """key (hex) -> encoded record bytes, with write and last-use times for gc."""
+
+    layout = "sqlite"
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -128,10 +127,9 @@ class ActionDb:
         self._stop_flusher = threading.Event()
         self._defer_lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._flush_error: BaseException | None = None
 
     def __repr__(self) -> str:
-        return f"ActionDb({self.path!r})"
+        return f"SqliteRecords({self.path!r})"
 
     def _open(self) -> sqlite3.Connection:
         local = self._local
@@ -159,7 +157,8 @@ class ActionDb:
 
     def get(self, key: str) -> bytes | None:
         if self._pending or self._flushing:  # put by this process, not yet committed
-            item = self._pending.get(key) or self._flushing.get(key)
+            with self._pending_lock:  # both maps as one snapshot (a batch moves between them)
+                item = self._pending.get(key) or self._flushing.get(key)
             if item is not None:
                 return item[0]
         local = self._local
@@ -169,14 +168,14 @@ class ActionDb:
         row = conn.execute(GET_SQL, (key,)).fetchone()
         return None if row is None else row[0]
 
-    def put(self, key: str, data: bytes, written: float) -> None:
+    def put(self, key: str, data: bytes) -> None:
         """Insert or replace (last writer wins, as ``os.replace`` did); committed on return,
         or within :data:`DEFER_WINDOW_S` inside :meth:`deferred_puts`."""
         if self._defer_depth and self._defer_pid == _PID:
             with self._defer_lock:  # the block's exit takes this lock before its final flush
                 if self._defer_depth:
                     with self._pending_lock:
-                        self._pending[key] = (data, written)
+                        self._pending[key] = (data, time.time())
                     if self._flusher is None:  # the first deferred put starts it: an all-hit
                         self._stop_flusher.clear()  # run never does
                         self._flusher = threading.Thread(
@@ -184,10 +183,10 @@ class ActionDb:
                         )
                         self._flusher.start()
                     return
-        self.conn().execute(PUT_SQL, (key, data, written))
+        self.conn().execute(PUT_SQL, (key, data, time.time()))
 
     @contextlib.contextmanager
-    def deferred_puts(self) -> Iterator[None]:
+    def deferred(self) -> Iterator[None]:
         """Commit this process's puts in batches: a flusher thread commits what arrived in the
         last :data:`DEFER_WINDOW_S` in one transaction, and leaving the block commits the rest.
 
@@ -202,8 +201,6 @@ class ActionDb:
                 self._defer_depth, self._defer_pid, self._flusher = 0, _PID, None
                 self._pending, self._flushing = {}, {}
             self._defer_depth += 1  # runs may nest, or run in threads on one Store
-            if self._defer_depth == 1:
-                self._flush_error = None
         try:
             yield
         finally:
@@ -218,7 +215,7 @@ class ActionDb:
                 self.flush()  # every block leaves with its records committed
             except sqlite3.Error as exc:
                 with self._pending_lock:
-                    self._pending, self._flush_error = {}, None
+                    self._pending = {}
                 raise OSError(
                     f"could not record results in {self.path}: {exc}. The stages ran but "
                     "their results are not cached; fix the store (disk space, permissions) "
@@ -228,10 +225,8 @@ class ActionDb:
     def _flush_loop(self) -> None:
         try:
             while not self._stop_flusher.wait(DEFER_WINDOW_S):
-                try:
-                    self.flush()
-                except sqlite3.Error as exc:  # kept pending; the final flush retries and raises
-                    self._flush_error = exc
+                with contextlib.suppress(sqlite3.Error):  # kept pending: the final flush
+                    self.flush()  # retries and raises
         finally:
             self.close()  # this thread's connection
 
@@ -262,20 +257,19 @@ class ActionDb:
                 self._pending = {**batch, **self._pending}
                 self._flushing = {}
             raise
-        self._flushing = {}
-        self._flush_error = None
+        with self._pending_lock:
+            self._flushing = {}
 
-    def touch(self, key: str, when: float) -> None:
-        self.conn().execute(TOUCH_SQL, (when, key))
+    def touch(self, key: str) -> None:
+        self.conn().execute(TOUCH_SQL, (time.time(), key))
 
-    def delete(self, key: str) -> None:
+    def delete(self, keys: Iterable[str]) -> None:
+        """Delete in one transaction (gc), then return the freed pages to the filesystem."""
+        keys = list(keys)
         if self._pending:
             with self._pending_lock:
-                self._pending.pop(key, None)
-        self.conn().execute(DELETE_SQL, (key,))
-
-    def delete_many(self, keys: Iterable[str]) -> None:
-        """Delete in one transaction (gc), then return the freed pages to the filesystem."""
+                for key in keys:
+                    self._pending.pop(key, None)
         conn = self.conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -295,77 +289,62 @@ class ActionDb:
             conn.executescript("PRAGMA incremental_vacuum;")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
-    def get_plan(self, digest: str) -> bytes | None:
-        row = self.conn().execute(GET_PLAN_SQL, (digest,)).fetchone()
+    def get_plan(self, key: str) -> bytes | None:
+        row = self.conn().execute(GET_PLAN_SQL, (key,)).fetchone()
         return None if row is None else row[0]
 
-    def put_plan(self, digest: str, data: bytes, written: float) -> None:
-        self.conn().execute(PUT_PLAN_SQL, (digest, data, written))
+    def put_plan(self, key: str, data: bytes) -> None:
+        self.conn().execute(PUT_PLAN_SQL, (key, data, time.time()))
 
-    def drop_plans(self) -> int:
-        """Delete every plan record; returns how many there were."""
+    def delete_plans(self, keys: Iterable[str]) -> None:
+        self.conn().executemany(DELETE_PLAN_SQL, ((k,) for k in keys))
+
+    def drop_plans(self) -> None:
+        """Delete every plan record and every name's list."""
         conn = self.conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            count = conn.execute(DROP_PLANS_SQL).rowcount
+            conn.execute(DROP_PLANS_SQL)
             conn.execute(DROP_LATEST_SQL)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return count
 
-    def get_latest_plan(self, name: str) -> str | None:
-        row = self.conn().execute(GET_LATEST_SQL, (name,)).fetchone()
-        return None if row is None else row[0]
+    def mark_recent(self, name: str, key: str) -> None:
+        self.conn().execute(MARK_RECENT_SQL, (name, key, time.time()))
 
-    def push_latest_plan(self, name: str, digest: str, budget: int, most: int) -> list[str]:
-        """Mark plan ``digest`` as just used by ``name``. Each name keeps the plans it used most
-        recently, as many as fit in ``budget`` bytes (judged by this plan's size; at least one,
-        at most ``most``); the plan records that fall off are deleted unless another name still
-        lists them. Returns the digests that fell off."""
+    def recent(self, name: str, skip: int = 0) -> list[str]:
+        return [row[0] for row in self.conn().execute(RECENT_SQL, (name, skip)).fetchall()]
+
+    def unlist(self, name: str, keys: Iterable[str]) -> None:
+        self.conn().executemany(UNLIST_SQL, ((name, k) for k in keys))
+
+    def listed(self, keys: Iterable[str]) -> set[str]:
         conn = self.conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(SET_LATEST_SQL, (name, digest, time.time()))
-            row = conn.execute(PLAN_SIZE_SQL, (digest,)).fetchone()
-            keep = max(1, min(most, budget // max(1, row[0] if row else 1)))
-            dropped = [r[0] for r in conn.execute(OLDER_LATEST_SQL, (name, keep)).fetchall()]
-            for old in dropped:
-                conn.execute(UNLIST_SQL, (name, old))
-                if conn.execute(LISTED_SQL, (old,)).fetchone() is None:
-                    conn.execute(DELETE_PLAN_SQL, (old,))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return dropped
+        return {k for k in keys if conn.execute(LISTED_SQL, (k,)).fetchone() is not None}
 
-    def plan_count(self) -> tuple[int, int]:
+    def plan_stats(self) -> tuple[int, int]:
         """(plan records, bytes of their data)."""
         n, size = self.conn().execute(COUNT_PLANS_SQL).fetchone()
         return int(n), int(size)
 
-    def iter_keys(self) -> Iterator[str]:
-        return (row[0] for row in self.conn().execute(KEYS_SQL).fetchall())
+    def list_keys(self) -> list[str]:
+        return [row[0] for row in self.conn().execute(KEYS_SQL).fetchall()]
 
-    def entries(self) -> list[tuple[str, int, float]]:
-        """(key, record bytes, last write or touch time) of every record, for gc."""
-        return self.conn().execute(ENTRIES_SQL).fetchall()
+    def entries(self) -> dict[str, tuple[int, float]]:
+        """key -> (record bytes, last write or touch time), for gc."""
+        return {k: (size, when) for k, size, when in self.conn().execute(ENTRIES_SQL).fetchall()}
 
-    def count(self) -> tuple[int, int]:
-        """(records, bytes of record data)."""
-        n, size = self.conn().execute(COUNT_SQL).fetchone()
-        return int(n), int(size)
-
-    def disk_bytes(self) -> int:
-        """Bytes on disk: the database plus its write-ahead log (the ``-shm`` index is a
-        transient memory map, removed with the last connection)."""
+    def stats(self) -> tuple[int, int]:
+        """(records, bytes on disk: the database plus its write-ahead log; the ``-shm`` index is
+        a transient memory map, removed with the last connection)."""
+        n = self.conn().execute(COUNT_SQL).fetchone()[0]
         total = 0
         for suffix in ("", "-wal"):
             with contextlib.suppress(FileNotFoundError):
                 total += os.stat(self.path + suffix).st_size
-        return total
+        return int(n), total
 
     def close(self) -> None:
         """Close this thread's connection (if this process opened it)."""

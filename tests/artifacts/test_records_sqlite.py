@@ -86,7 +86,7 @@ def test_store_made_before_stamps_keeps_its_record_files(tmp_path):
     for i in range(5):
         _check(store, i)
     assert not (store.root / "actions.sqlite").exists()
-    assert sorted(store.iter_action_keys()) == sorted(_key(i) for i in range(5))
+    assert sorted(store.actions.list_keys()) == sorted(_key(i) for i in range(5))
 
 
 def test_asking_for_another_layout_is_a_clear_error(tmp_path):
@@ -153,7 +153,7 @@ def test_processes_write_and_read_one_store_concurrently(tmp_path):
     store = pf.Store(root)
     assert store.actions_layout == "sqlite"
     expected = {_key(i) for i in range((writers + 1) * n // 2)}
-    assert set(store.iter_action_keys()) == expected
+    assert set(store.actions.list_keys()) == expected
     for i in range((writers + 1) * n // 2):
         _check(store, i)
     with sqlite3.connect(store.root / "actions.sqlite") as db:
@@ -199,14 +199,14 @@ def test_sigkill_during_puts_leaves_only_complete_records(tmp_path):
 def _child_uses_inherited_store(store: pf.Store, inherited_id: int, result) -> None:
     _check(store, 10)  # written by the parent before the fork
     store.put_action(_record(store, 11))
-    result.put(id(store._db.conn()) != inherited_id)
+    result.put(id(store.records.conn()) != inherited_id)
 
 
 def test_store_survives_fork(tmp_path):
     store = pf.Store(tmp_path / "s")
     store.put_action(_record(store, 10))
     _check(store, 10)
-    parent_conn = store._db.conn()
+    parent_conn = store.records.conn()
     ctx = mp.get_context("fork")
     result = ctx.Queue()
     child = ctx.Process(target=_child_uses_inherited_store, args=(store, id(parent_conn), result))
@@ -214,7 +214,7 @@ def test_store_survives_fork(tmp_path):
     fresh_connection = result.get(timeout=60)
     child.join(60)
     assert child.exitcode == 0 and fresh_connection
-    assert store._db.conn() is parent_conn  # the parent keeps its own connection
+    assert store.records.conn() is parent_conn  # the parent keeps its own connection
     _check(store, 11)  # the child's record, seen by the parent
     store.put_action(_record(store, 12))
     _check(pf.Store(tmp_path / "s"), 12)
@@ -244,7 +244,7 @@ def test_executor_run_on_sqlite_store(tmp_path, calls, executor):
     for node, state in res.outcome.states.items():
         record = store.get_action(state.key)
         assert record is not None and record.outputs == state.outputs, node
-    assert len(list(store.iter_action_keys())) == 24
+    assert len(list(store.actions.list_keys())) == 24
     # a larger plan (no whole-run shortcut applies): its first 24 nodes are record hits
     bigger = _fanout(13).run(store=pf.Store(tmp_path / "s"), executor="serial")
     assert sorted(bigger.misses) == ["r12", "s12"] and len(bigger.hits) == 24
