@@ -11,10 +11,9 @@ from typing import Any
 
 import msgspec
 
+from ..core.refs import SINGLE_OUTPUT
 from .fingerprint import stage_fingerprint
 
-#: The output name of a stage that returns a single value.
-SINGLE_OUTPUT = "value"
 #: Keyword-only parameters the runner provides.
 RUNTIME_PARAMETERS = ("rng", "ctx")
 _RESOURCE_KEYS = ("cpus", "memory_gb", "gpus")
@@ -232,6 +231,12 @@ def stage(
                 if not isinstance(out, str) or not out.isidentifier():
                     raise StageDefinitionError(
                         f"{where}: output name {out!r} must be a Python identifier."
+                    )
+                if out == SINGLE_OUTPUT:
+                    raise StageDefinitionError(
+                        f"{where}: '{SINGLE_OUTPUT}' is the name of a single-output stage's "
+                        "output and cannot be declared; omit outputs= for one output, or name "
+                        "it something else (see docs/architecture.md, 'outputs')."
                     )
         lazy_set = frozenset(lazy)
         unknown_lazy = lazy_set - {spec.name for spec in inputs}
