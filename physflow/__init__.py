@@ -26,6 +26,7 @@ _LAZY = {
     "DaskExecutor": "physflow.executors.dask",
     "load_spec": "physflow.pipeline.spec",
     "SpecError": "physflow.pipeline.spec",
+    "GLOBAL_RNG_LOCK": "physflow.pipeline.rng",
     "load_spec_with_scan": "physflow.pipeline.spec",
     "ScanSpec": "physflow.pipeline.spec",
     "register_stage": "physflow.pipeline.registry",

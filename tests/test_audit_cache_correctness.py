@@ -346,7 +346,7 @@ def _no_source_function(src: str, name: str = "f"):
 
 
 def test_fingerprint_without_source_sees_tuple_constants_and_defaults():
-    from physflow.pipeline.fingerprint import normalised_source
+    from physflow.core.fingerprint import normalised_source
 
     pairs = [
         ("def f(x):\n    return x + (1, 2)\n", "def f(x):\n    return x + (1, 3)\n"),

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .hashed_write import write_hashed
+
 
 def tmp_name(suffix: str = "") -> str:
     """A unique temp name that records the writer's pid (gc removes those of dead writers)."""
@@ -64,8 +66,6 @@ class LocalSink(Sink):
             return fh.read()
 
     def write_hashed(self, rel: str, data: Any, hashers: list[Any]) -> None:
-        from .arrays import write_hashed
-
         path = self.path(rel)
         parent = os.path.dirname(path)
         if parent not in self._dirs:

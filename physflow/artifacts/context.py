@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from ..core.fingerprint import stage_fingerprint
 from ..core.framing import merkle
 from ..core.hashing import digest
 from ..core.records import ActionRecord, OutputEntry
@@ -250,8 +251,6 @@ _MISSING = object()
 def _memo_fingerprint(fn: Callable[..., Any]) -> str:
     found = _MEMO_FINGERPRINTS.get(fn)
     if found is None:
-        from ..pipeline.fingerprint import stage_fingerprint
-
         name = f"{fn.__module__}:{fn.__qualname__}"
         if "<lambda>" in name or "<locals>" in name:
             raise TypeError(

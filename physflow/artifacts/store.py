@@ -26,21 +26,20 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 
-from ..core.framing import hex_of, merkle
-from ..core.hashing import UnhashableValueError, digest_with_memo
+from ..core.framing import hex_of
 from ..core.records import ActionRecord, OutputEntry
 from . import arrays
 from .action_cache import ActionCache
 from .arrays import c_order as _c_order
 from .backend import FsspecBackend, LocalBackend, Sink, tmp_name
-from .codecs import WriteOptions, codec_named, find_codec, pickle_value, pickled_digest
-from .errors import MissingObjectError, PickleNotAllowedError, StoreError
-from .inline import UnsupportedValueError, from_tree, to_tree, tree_objects
+from .errors import MissingObjectError
+from .inline import UnsupportedValueError
+from .layout import LAYOUTS, resolve_layout
 from .record_store import FileRecords, RecordStore
 from .records_sqlite import DB_NAME, SqliteRecords, create_db
+from .values import get_value, put_value
 
 DEFAULT_STORE_ENV = "PHYSFLOW_STORE"
 DEFAULT_STORE_PATH = ".physflow"
@@ -48,9 +47,6 @@ DEFAULT_STORE_PATH = ".physflow"
 #: rewritten); larger ones are hashed in a thread while they are written.
 HASH_FIRST_BYTES = 8 << 20
 MARKER = arrays.META
-STAMP_NAME = "store.json"
-STORE_FORMAT = 1
-LAYOUTS = ("sqlite", "files")
 
 
 def default_store_path() -> str:
@@ -110,7 +106,7 @@ class Store:
             self.manifests_dir = self.root / "manifests"
             self.tmp_dir = self.root / "tmp"
             self.quarantine_dir = self.root / "quarantine"
-        self.actions_layout = self._resolve_layout(actions)
+        self.actions_layout = resolve_layout(self, actions)
         for sub in ("objects", "manifests", "tmp"):
             self.backend.makedirs(sub)
         self.records = self._open_records()
@@ -126,81 +122,6 @@ class Store:
         if not os.path.exists(db_path):
             create_db(db_path, f"{self.tmp_dir}/{tmp_name('.sqlite')}")
         return SqliteRecords(db_path)
-
-    def _resolve_layout(self, wanted: str | None) -> str:
-        """The actions layout stamped in ``store.json``; stamps it when the store has none.
-
-        New local store: ``wanted`` or "sqlite". Local store made before stamps existed (it has
-        ``objects/`` or ``actions/`` but no stamp): "files", so it keeps working. fsspec URLs:
-        always "files". The stamp is published with a no-replace link, so processes that open a
-        new store at the same time agree on one layout.
-        """
-        try:
-            raw = self.backend.read(STAMP_NAME)
-        except FileNotFoundError:
-            raw = None
-        if raw is not None:
-            try:
-                stamp = msgspec.json.decode(raw)
-                found = stamp["actions"]
-                if found not in LAYOUTS:
-                    raise ValueError(found)
-            except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
-                raise StoreError(
-                    f"{self.location}/{STAMP_NAME} is not a valid store stamp ({exc!r}); it "
-                    'should read {"format": 1, "actions": "sqlite"} or "files": restore it'
-                ) from None
-            return self._check_layout(found, wanted)
-        if not self._local:
-            layout = "files"
-        elif os.path.exists(f"{self.root}/{DB_NAME}"):
-            layout = "sqlite"
-        elif os.path.isdir(self.objects_dir) or os.path.isdir(self.actions_dir):
-            layout = "files"  # made by an earlier version: its records are files
-        else:
-            layout = wanted or "sqlite"
-        return self._check_layout(self._write_stamp(layout), wanted)
-
-    def _check_layout(self, found: str, wanted: str | None) -> str:
-        if not self._local and wanted == "sqlite":
-            raise StoreError(
-                f"Store({self.location!r}, actions='sqlite'): SQLite records need a local "
-                "directory; fsspec URLs keep one file per record (omit actions=)"
-            )
-        if not self._local and found == "sqlite":
-            raise StoreError(
-                f"the store at {self.location} keeps its action records in SQLite "
-                f"({STAMP_NAME} says actions={found!r}); open it by its local path, not a URL"
-            )
-        if wanted is not None and wanted != found:
-            raise StoreError(
-                f"Store({self.location!r}, actions={wanted!r}): this store keeps its action "
-                f"records as {found!r} ({self.location}/{STAMP_NAME}); open it without "
-                f"actions= (or with actions={found!r}), or use a new store directory for "
-                f"actions={wanted!r}"
-            )
-        return found
-
-    def _write_stamp(self, layout: str) -> str:
-        """Publish the stamp unless one appeared meanwhile; returns the stamp that won."""
-        data = msgspec.json.encode({"format": STORE_FORMAT, "actions": layout})
-        if not self._local:
-            self.backend.makedirs("tmp")
-            self.backend.write_atomic(STAMP_NAME, data)
-            return layout
-        os.makedirs(self.root, exist_ok=True)
-        os.makedirs(self.tmp_dir, exist_ok=True)
-        tmp = f"{self.tmp_dir}/{tmp_name('.stamp')}"
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.link(tmp, f"{self.root}/{STAMP_NAME}")
-        except FileExistsError:
-            return msgspec.json.decode(self.backend.read(STAMP_NAME))["actions"]
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        return layout
 
     @property
     def location(self) -> str:
@@ -360,7 +281,7 @@ class Store:
     def array_reader(self, d: str) -> arrays.ArrayReader:
         return arrays.ArrayReader(self.object_source(d))
 
-    # -- values -----------------------------------------------------------------------------------
+    # -- values (see .values) ------------------------------------------------------------------
 
     def put_value(
         self, value: Any, *, allow_pickle: bool = False, compress: bool | None = None
@@ -369,80 +290,11 @@ class Store:
 
         Types without a codec raise :class:`UnsupportedValueError` unless ``allow_pickle``.
         """
-        opts = WriteOptions(
-            compress=self.compress if compress is None else compress, allow_pickle=allow_pickle
-        )
-        memo: dict[int, bytes] = {}  # id(array) -> blake3 of its bytes, hashed while writing
-        # Keeps every leaf alive until the digest is taken: a temporary (a tensor's host array)
-        # freed early would let another array reuse its id and be digested by its hash.
-        alive: list[Any] = []
-
-        def store_leaf(leaf: Any) -> list | None:
-            alive.append(leaf)
-            codec = find_codec(leaf)
-            if codec is None:
-                if allow_pickle:
-                    return pickle_value(self, leaf, opts)
-                return None
-            if codec.name == "array":
-                if leaf.dtype.hasobject:
-                    if allow_pickle:
-                        return pickle_value(self, leaf, opts)
-                    raise UnsupportedValueError(
-                        "numpy arrays of dtype object have no codec (their bytes are pointers); "
-                        "use a numeric, string or structured dtype, or declare the stage with "
-                        "@pf.stage(pickle=True)"
-                    )
-                return ["o", "array", self.put_array_object(leaf, opts.compress, memo=memo)]
-            return codec.encode(self, leaf, opts, store_leaf)
-
-        tree = to_tree(value, store_leaf)
-        if tree[0] == "o" and tree[1] == "pickle":
-            d = pickled_digest(tree)
-        else:
-            try:
-                d = digest_with_memo(value, memo)
-            except UnhashableValueError:
-                if not opts.unsafe:
-                    raise
-                # a container holding pickled leaves: digest its stored tree instead
-                d = merkle("tree", msgspec.msgpack.encode(tree))
-        shape = dtype = None
-        nbytes = 0
-        if isinstance(value, np.ndarray):
-            dtype, shape, nbytes = value.dtype.str, tuple(value.shape), int(value.nbytes)
-        elif isinstance(value, bytes):
-            nbytes = len(value)
-        elif tree[0] == "x" and hasattr(value, "shape"):
-            shape = tuple(int(n) for n in value.shape)
-            dtype = str(tree[2].get("dtype"))
-        return OutputEntry(
-            digest=d,
-            tree=tree,
-            objects=tuple(tree_objects(tree)),
-            type_name=f"{type(value).__module__}.{type(value).__qualname__}",
-            dtype=dtype,
-            shape=shape,
-            nbytes=nbytes,
-            unsafe=opts.unsafe,
-        )
+        return put_value(self, value, allow_pickle=allow_pickle, compress=compress)
 
     def get_value(self, entry: OutputEntry) -> Any:
-        """Load a stored value, verifying every chunk it reads.
-
-        Arrays come back as numpy arrays (memory-mapped when stored uncompressed in one local
-        chunk, otherwise read chunk by chunk); xarray values come back backed by verified dask
-        arrays. Corrupted objects raise :class:`CorruptObjectError` (never a wrong value).
-        """
-        if entry.unsafe and not self.allow_pickle:
-            raise PickleNotAllowedError(
-                f"value {entry.digest} was stored with pickle (unsafe: unpickling runs code); "
-                "open the store with Store(path, allow_pickle=True) if you trust whoever wrote it"
-            )
-        return from_tree(entry.tree, self._load_leaf)
-
-    def _load_leaf(self, ref: list) -> Any:
-        return codec_named(ref[1]).decode(self, ref)
+        """Load a stored value, verifying every chunk it reads (see :func:`.values.get_value`)."""
+        return get_value(self, entry)
 
     # -- manifests --------------------------------------------------------------------------------
 
@@ -468,25 +320,25 @@ class Store:
     def manifest_names(self) -> list[str]:
         return sorted(n for n in self.backend.listdir("manifests") if n.endswith(".json"))
 
-    # -- maintenance (see .maintenance) -----------------------------------------------------------
+    # -- maintenance (see .verify and .gc) -------------------------------------------------------
 
     def quarantine(self, d: str) -> int:
         """Move object ``d`` to ``quarantine/`` and delete the records that reference it (so the
         next run recomputes them). Returns the number of records deleted."""
-        from .maintenance import quarantine
+        from .verify import quarantine
 
         return quarantine(self, d)
 
     def verify(self, *, quarantine: bool = True) -> Any:
         """Check every object's chunks and every record; quarantine bad entries. See
-        :class:`~physflow.artifacts.maintenance.VerifyReport`."""
-        from .maintenance import verify
+        :class:`~physflow.artifacts.verify.VerifyReport`."""
+        from .verify import verify
 
         return verify(self, quarantine=quarantine)
 
     def stats(self) -> Any:
         """Entries and bytes, in total and by kind (objects, actions, manifests, tmp)."""
-        from .maintenance import stats
+        from .gc import stats
 
         return stats(self)
 
@@ -501,7 +353,7 @@ class Store:
     ) -> Any:
         """Evict least-recently-used records (and objects only they reference), never what a
         kept manifest references; remove abandoned temp files. See docs/store.md."""
-        from .maintenance import gc
+        from .gc import gc
 
         return gc(
             self,

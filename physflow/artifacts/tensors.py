@@ -14,6 +14,8 @@ import numpy as np
 
 from ..core.array_rules import c_order
 from ..core.optional_rules import HOSTS
+from .codec_types import Codec
+from .inline import to_tree
 
 
 def _torch_restore(host: np.ndarray, meta: dict) -> Any:
@@ -66,11 +68,9 @@ LIBS = {
 }
 
 
-def register() -> None:
-    """Register the tensor codecs (called once by :mod:`.codecs`)."""
-    from .codecs import Codec, register_codec
-    from .inline import to_tree
-
+def codecs() -> list[tuple[Codec, tuple[str, ...]]]:
+    """The tensor codecs and the top-level modules whose values they take."""
+    found = []
     for lib, (matches, restore, modules) in LIBS.items():
 
         def encode(store: Any, value: Any, opts: Any, store_leaf: Any, lib: str = lib) -> list:
@@ -80,4 +80,5 @@ def register() -> None:
         def decode(store: Any, ref: list, lazy: bool = False, restore: Any = restore) -> Any:
             return restore(ref[3], ref[2])
 
-        register_codec(Codec(lib, matches, encode, decode), modules)
+        found.append((Codec(lib, matches, encode, decode), modules))
+    return found

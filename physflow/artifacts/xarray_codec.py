@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.hashing import digest
+from .array_codec import read_array, write_array
+from .codec_types import Codec
 from .inline import from_tree, to_tree
 
 if TYPE_CHECKING:
@@ -58,7 +60,6 @@ def _variables(value: Any) -> tuple[str, list[tuple[Any, Any, bool]], dict, Any]
 
 
 def encode(store: Store, value: Any, opts: Any, store_leaf: Any) -> list:
-    from .codecs import write_array
 
     d = digest(value)
     if store.has_object(d):
@@ -141,7 +142,6 @@ def decode(store: Store, ref: list, lazy: bool = True) -> Any:
     import xarray as xr
 
     from .arrays import ArrayReader
-    from .codecs import read_array
 
     source = store.object_source(ref[2])
     physflow = source.meta()["attributes"]["physflow"]
@@ -161,12 +161,10 @@ def decode(store: Store, ref: list, lazy: bool = True) -> Any:
     return xr.Dataset(data_vars, coords=coords, attrs=_decode_tree(physflow["attrs"]))
 
 
-def register() -> None:
-    from .codecs import Codec, register_codec
-
+def codecs() -> list[tuple[Codec, tuple[str, ...]]]:
     def matches(value: Any) -> bool:
         import xarray as xr
 
         return isinstance(value, xr.DataArray | xr.Dataset)
 
-    register_codec(Codec("xarray", matches, encode, decode), ("xarray",))
+    return [(Codec("xarray", matches, encode, decode), ("xarray",))]

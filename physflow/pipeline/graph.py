@@ -14,15 +14,12 @@ from ..core.keys import key_prefix
 from ..core.names import is_node_id
 from ..core.refs import Ref, RefError, resolve_ref
 from ..core.suggest import did_you_mean
+from .errors import PipelineError
 from .stage import Stage
 
 if TYPE_CHECKING:
     from .harness import HarnessTarget
     from .run import RunResult
-
-
-class PipelineError(ValueError):
-    """A pipeline is malformed; the message names the node and says how to fix it."""
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..core.suggest import did_you_mean
-from .graph import PipelineError
+from .errors import PipelineError
 
 if TYPE_CHECKING:
     from .graph import Pipeline

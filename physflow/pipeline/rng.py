@@ -11,6 +11,9 @@ import numpy as np
 #: then restores it) and while the runner snapshots it, so a snapshot on another thread never
 #: sees the borrowed state and "restores" it.
 GLOBAL_STATE_LOCK = threading.RLock()
+#: The public name of that lock (``physflow.GLOBAL_RNG_LOCK``), for stage packs that must borrow
+#: numpy's global generator (e.g. a library that seeds it).
+GLOBAL_RNG_LOCK = GLOBAL_STATE_LOCK
 
 
 def spawn_key(node_id: str) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from .graph import PipelineError
+from .errors import PipelineError
 
 
 class SpecError(PipelineError):

@@ -11,8 +11,8 @@ from typing import Any
 
 import msgspec
 
+from ..core.fingerprint import stage_fingerprint
 from ..core.refs import SINGLE_OUTPUT
-from .fingerprint import stage_fingerprint
 
 #: Keyword-only parameters the runner provides.
 RUNTIME_PARAMETERS = ("rng", "ctx")

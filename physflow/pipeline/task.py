@@ -267,86 +267,94 @@ def _put_output(task: Task, store: Store, name: str, value: Any) -> OutputEntry:
         ) from None
 
 
+def _attempt(
+    task: Task, store: Store, memory: Mapping[str, Any] | None
+) -> tuple[ActionRecord, dict[str, Any], list[str]]:
+    """One try: load inputs, call the stage, store its outputs, then its record (last)."""
+    t0 = time.perf_counter()
+    ctx = None
+    try:
+        inputs = load_inputs(task, store, memory)
+        if task.stage.uses_ctx:
+            from ..artifacts.context import StageContext
+
+            ctx = StageContext(store, task)
+        result, notes = call_stage(task, inputs, ctx)
+        named = split_outputs(task.stage, result)
+        entries = {}
+        for name, value in named.items():
+            if ctx is not None and ctx.owns(value):
+                entries[name] = ctx.entry_for(value)
+            else:
+                entries[name] = _put_output(task, store, name, value)
+    except BaseException:
+        if ctx is not None:
+            ctx.abort()
+        raise
+    record = ActionRecord(
+        key=task.key,
+        stage=task.stage.name,
+        fingerprint=task.stage.fingerprint,
+        outputs=entries,
+        created=time.time(),
+        duration_s=time.perf_counter() - t0,
+        node_id=task.node_id,
+    )
+    store.put_action(record)
+    return record, named, notes
+
+
+def _describe_failure(exc: Exception) -> str:
+    error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ValueError) and "read-only" in str(exc):
+        error += (
+            " (stage inputs are shared and read-only: copy before modifying in place, "
+            "e.g. 'x = x.copy()')"
+        )
+    return error
+
+
 def run_task(
     task: Task, store: Store, memory: Mapping[str, Any] | None = None, keep_values: bool = False
 ) -> TaskOutcome:
     """Run one task to completion (with the stage's retries); never raises for stage errors."""
     started = time.time()
-    attempts = 0
-    last_error = last_tb = None
-    notes: list[str] = []
-    retry_errors: list[str] = []
-    while attempts <= task.stage.retries:
-        attempts += 1
-        t0 = time.perf_counter()
-        ctx = None
+    failures: list[tuple[str, str]] = []  # (error, traceback) of each failed attempt
+    while len(failures) <= task.stage.retries:
         try:
-            inputs = load_inputs(task, store, memory)
-            if task.stage.uses_ctx:
-                from ..artifacts.context import StageContext
-
-                ctx = StageContext(store, task)
-            result, notes = call_stage(task, inputs, ctx)
-            named = split_outputs(task.stage, result)
-            entries = {}
-            for name, value in named.items():
-                if ctx is not None and ctx.owns(value):
-                    entries[name] = ctx.entry_for(value)
-                else:
-                    entries[name] = _put_output(task, store, name, value)
-            duration = time.perf_counter() - t0
-            record = ActionRecord(
-                key=task.key,
-                stage=task.stage.name,
-                fingerprint=task.stage.fingerprint,
-                outputs=entries,
-                created=time.time(),
-                duration_s=duration,
-                node_id=task.node_id,
-            )
-            store.put_action(record)
+            record, named, notes = _attempt(task, store, memory)
+        except CorruptObjectError as exc:  # a bad input: retrying cannot help
             return TaskOutcome(
                 uid=task.uid,
-                record=record,
-                attempts=attempts,
+                record=None,
+                error=f"corrupt input: {exc}",
+                traceback=traceback.format_exc(),
+                attempts=len(failures) + 1,
                 started=started,
-                duration_s=duration,
-                values=named if keep_values else None,
-                warnings=notes,
-                retry_errors=retry_errors + ([last_error] if last_error else []),
+                duration_s=time.time() - started,
+                retry_errors=[e for e, _ in failures],
+                corrupt=getattr(exc, "digest", None) or "?",
             )
         except Exception as exc:  # a stage error is a node failure, not a runner crash
-            if ctx is not None:
-                ctx.abort()
-            if isinstance(exc, CorruptObjectError):  # a bad input: retrying cannot help
-                return TaskOutcome(
-                    uid=task.uid,
-                    record=None,
-                    error=f"corrupt input: {exc}",
-                    traceback=traceback.format_exc(),
-                    attempts=attempts,
-                    started=started,
-                    duration_s=time.time() - started,
-                    retry_errors=retry_errors,
-                    corrupt=getattr(exc, "digest", None) or "?",
-                )
-            if last_error is not None:
-                retry_errors.append(last_error)
-            last_error = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, ValueError) and "read-only" in str(exc):
-                last_error += (
-                    " (stage inputs are shared and read-only: copy before modifying in place, "
-                    "e.g. 'x = x.copy()')"
-                )
-            last_tb = traceback.format_exc()
+            failures.append((_describe_failure(exc), traceback.format_exc()))
+            continue
+        return TaskOutcome(
+            uid=task.uid,
+            record=record,
+            attempts=len(failures) + 1,
+            started=started,
+            duration_s=record.duration_s,
+            values=named if keep_values else None,
+            warnings=notes,
+            retry_errors=[e for e, _ in failures],
+        )
     return TaskOutcome(
         uid=task.uid,
         record=None,
-        error=last_error,
-        traceback=last_tb,
-        attempts=attempts,
+        error=failures[-1][0],
+        traceback=failures[-1][1],
+        attempts=len(failures),
         started=started,
         duration_s=time.time() - started,
-        warnings=notes,
-        retry_errors=retry_errors,
+        retry_errors=[e for e, _ in failures[:-1]],
     )

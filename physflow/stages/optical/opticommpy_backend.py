@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from physflow.pipeline.rng import GLOBAL_STATE_LOCK
+import physflow as pf
 
 from .modulation import bits_per_symbol
 from .pulse import rrc_taps_circular, upsample
@@ -66,7 +66,7 @@ def _numba_state() -> tuple[Any, Any] | None:
 @contextmanager
 def isolated(seed: int) -> Iterator[None]:
     """Run OptiCommPy code with global numpy (and numba) RNG seeded from ``seed``, then restore."""
-    with GLOBAL_STATE_LOCK:
+    with pf.GLOBAL_RNG_LOCK:
         saved_np = np.random.get_state()
         saved_nb = _numba_state()
         try:

@@ -61,14 +61,13 @@ def plot_ber_scan(ds: Any, output: str | Path, title: str | None = None) -> Path
 
 def main(argv: list[str] | None = None) -> int:
     import physflow as pf
-    from physflow.pipeline.spec import load_spec_with_scan
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="configs/optical_ber_scan.yaml")
     parser.add_argument("--store", default=None)
     parser.add_argument("-o", "--output", default="docs/img/optical_ber_scan.png")
     args = parser.parse_args(argv)
-    pipeline, scan = load_spec_with_scan(args.spec)
+    pipeline, scan = pf.load_spec_with_scan(args.spec)
     if scan is None:
         parser.error(f"{args.spec} has no scan: block")
     ds = pipeline.scan(

@@ -14,8 +14,8 @@ import textwrap
 import types
 from typing import Any
 
-from ..core.framing import merkle
-from ..core.hashing import UnhashableValueError, digest
+from .framing import merkle
+from .hashing import UnhashableValueError, digest
 
 
 def _strip_docstring(body: list[ast.stmt]) -> list[ast.stmt]:

@@ -1,0 +1,103 @@
+"""Which layout a store keeps its action records in, stamped once in ``store.json``.
+
+New local store: SQLite unless asked otherwise; local stores made before stamps existed keep
+their record files; fsspec URLs always use files. The stamp is published with a no-replace
+link, so processes that open a new store at the same time agree on one layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from .backend import tmp_name
+from .errors import StoreError
+from .records_sqlite import DB_NAME
+
+if TYPE_CHECKING:
+    from .store import Store
+
+STAMP_NAME = "store.json"
+STORE_FORMAT = 1
+LAYOUTS = ("sqlite", "files")
+
+
+def resolve_layout(store: Store, wanted: str | None) -> str:
+    """The actions layout stamped in ``store.json``; stamps it when the store has none.
+
+    New local store: ``wanted`` or "sqlite". Local store made before stamps existed (it has
+    ``objects/`` or ``actions/`` but no stamp): "files", so it keeps working. fsspec URLs:
+    always "files". The stamp is published with a no-replace link, so processes that open a
+    new store at the same time agree on one layout.
+    """
+    try:
+        raw = store.backend.read(STAMP_NAME)
+    except FileNotFoundError:
+        raw = None
+    if raw is not None:
+        try:
+            stamp = msgspec.json.decode(raw)
+            found = stamp["actions"]
+            if found not in LAYOUTS:
+                raise ValueError(found)
+        except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+            raise StoreError(
+                f"{store.location}/{STAMP_NAME} is not a valid store stamp ({exc!r}); it "
+                'should read {"format": 1, "actions": "sqlite"} or "files": restore it'
+            ) from None
+        return _check_layout(store, found, wanted)
+    if not store._local:
+        layout = "files"
+    elif os.path.exists(f"{store.root}/{DB_NAME}"):
+        layout = "sqlite"
+    elif os.path.isdir(store.objects_dir) or os.path.isdir(store.actions_dir):
+        layout = "files"  # made by an earlier version: its records are files
+    else:
+        layout = wanted or "sqlite"
+    return _check_layout(store, _write_stamp(store, layout), wanted)
+
+
+def _check_layout(store: Store, found: str, wanted: str | None) -> str:
+    if not store._local and wanted == "sqlite":
+        raise StoreError(
+            f"Store({store.location!r}, actions='sqlite'): SQLite records need a local "
+            "directory; fsspec URLs keep one file per record (omit actions=)"
+        )
+    if not store._local and found == "sqlite":
+        raise StoreError(
+            f"the store at {store.location} keeps its action records in SQLite "
+            f"({STAMP_NAME} says actions={found!r}); open it by its local path, not a URL"
+        )
+    if wanted is not None and wanted != found:
+        raise StoreError(
+            f"Store({store.location!r}, actions={wanted!r}): this store keeps its action "
+            f"records as {found!r} ({store.location}/{STAMP_NAME}); open it without "
+            f"actions= (or with actions={found!r}), or use a new store directory for "
+            f"actions={wanted!r}"
+        )
+    return found
+
+
+def _write_stamp(store: Store, layout: str) -> str:
+    """Publish the stamp unless one appeared meanwhile; returns the stamp that won."""
+    data = msgspec.json.encode({"format": STORE_FORMAT, "actions": layout})
+    if not store._local:
+        store.backend.makedirs("tmp")
+        store.backend.write_atomic(STAMP_NAME, data)
+        return layout
+    os.makedirs(store.root, exist_ok=True)
+    os.makedirs(store.tmp_dir, exist_ok=True)
+    tmp = f"{store.tmp_dir}/{tmp_name('.stamp')}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.link(tmp, f"{store.root}/{STAMP_NAME}")
+    except FileExistsError:
+        return msgspec.json.decode(store.backend.read(STAMP_NAME))["actions"]
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return layout
