@@ -37,6 +37,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "ml":  # the ML data package (physflow/ml): imported on first use
+        return importlib.import_module("physflow.ml")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'physflow' has no attribute {name!r}")
@@ -46,7 +48,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted([*globals(), *_LAZY, "ml"])
 
 
 __all__ = [

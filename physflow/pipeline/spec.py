@@ -25,7 +25,7 @@ from .graph import _NODE_ID, Pipeline, PipelineError
 from .overrides import passthrough_hook
 from .stage import Stage
 
-TOP_LEVEL_KEYS = ("name", "seed", "description", "stages", "scan")
+TOP_LEVEL_KEYS = ("name", "seed", "description", "stages", "scan", "dataset")
 NODE_KEYS = ("stage", "config", "inputs")
 
 # -- scan block (consumed by physflow.pipeline.scan / scan_cli) ----------------------------------
@@ -270,6 +270,9 @@ class LoadedSpec:
     scan: ScanSpec | None
     data: dict[str, Any]
     file: str
+    #: The parsed document: ``doc.error(message, path, at=...)`` raises positioned SpecErrors.
+    #: physflow.ml parses the optional ``dataset:`` section (``data["dataset"]``) with it.
+    doc: Any = None
 
 
 def _is_mapping(value: Any) -> bool:
@@ -369,7 +372,7 @@ class _Builder:
         except PipelineError as exc:
             raise self.doc.error(str(exc), ("stages",)) from None
         scan = self._scan(data.get("scan"), pipeline, resolved) if "scan" in data else None
-        return LoadedSpec(pipeline, scan, data, self.doc.file)
+        return LoadedSpec(pipeline, scan, data, self.doc.file, self.doc)
 
     # overrides: merged into the raw data so they are validated like the file itself
 
