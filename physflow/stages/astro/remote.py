@@ -4,8 +4,9 @@ injecting fsspec filesystem (``faulty://``) to test that path.
 ``fetch_verified(url, digest)`` reads the whole file, retrying disconnects and short or altered
 reads a bounded number of times; bytes whose content digest differs from the pinned one are
 never returned. ``FaultyFileSystem`` wraps any fsspec filesystem and injects latency,
-disconnects, truncated reads and altered bytes, deterministically from a seed and the number of
-reads of each path (so a test never depends on timing). Use it as a URL prefix::
+disconnects, truncated reads and altered bytes, deterministically from a seed, the path and the
+number of earlier reads of that path in the process (so a test never depends on timing). Use it
+as a URL prefix::
 
     fsspec.config.conf["faulty"] = {"p_disconnect": 0.2, "p_truncate": 0.2, "seed": 1}
     fetch_verified("faulty::memory://survey/img_000.fits", digest="b3:...")
@@ -112,11 +113,13 @@ def make_faulty_class() -> type:
         ``corrupt`` (one byte changed), with the given probabilities, after ``latency_s``."""
 
         protocol: ClassVar[str] = "faulty"
-        #: A new instance per URL lookup: the attempt counter starts at 0 for every fetch.
+        #: A new instance per URL lookup (the fault profile is read from fsspec's config each
+        #: time); the read counter per (seed, path), which drives the draws, is process-wide.
         cachable = False
         #: Reads and injected faults over all instances (for tests and benchmarks).
         total_reads: ClassVar[Counter[str]] = Counter()
         total_faults: ClassVar[Counter[str]] = Counter()
+        draws: ClassVar[Counter[tuple[int, str]]] = Counter()
 
         def __init__(
             self,
@@ -143,12 +146,11 @@ def make_faulty_class() -> type:
             self.latency_s = latency_s
             self.p = (p_disconnect, p_truncate, p_corrupt)
             self.seed = seed
-            self.reads: Counter[str] = Counter()
             self.faults: Counter[str] = Counter()
 
         def _fault(self, path: str) -> tuple[str | None, float]:
-            attempt = self.reads[path]
-            self.reads[path] += 1
+            attempt = type(self).draws[(self.seed, path)]
+            type(self).draws[(self.seed, path)] += 1
             type(self).total_reads[path] += 1
             u, v = _fault_draw(self.seed, path, attempt)
             edge = 0.0
