@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     stages.add_argument("prefix", nargs="?", default="", help="only names starting with this")
     stages.add_argument("--json", action="store_true")
 
+    from .ml import commands as dataset_commands  # physflow dataset ... (physflow/ml/commands.py)
+
+    dataset_commands.add_parser(sub)
+
     schema = sub.add_parser("manifest-schema", help="print the manifest JSON Schema")
     schema.add_argument("--kind", choices=("run", "scan"), default="run")
     schema.add_argument("-o", "--output", default=None)
@@ -558,7 +562,15 @@ def cmd_manifest_schema(args: argparse.Namespace) -> int:
 
 # -- entry point -----------------------------------------------------------------------------------
 
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from .ml.commands import run
+
+    return run(args)
+
+
 _COMMANDS = {
+    "dataset": cmd_dataset,
     "run": cmd_run,
     "dag": cmd_dag,
     "show": cmd_show,

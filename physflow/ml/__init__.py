@@ -17,9 +17,9 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "generate": "physflow.ml.generate",
-    "GenerationError": "physflow.ml.generate",
-    "load_dataset_spec": "physflow.ml.generate",
+    "generate": "physflow.ml.generation",
+    "GenerationError": "physflow.ml.generation",
+    "load_dataset_spec": "physflow.ml.generation",
     "Dataset": "physflow.ml.dataset",
     "open_dataset": "physflow.ml.dataset",
     "list_datasets": "physflow.ml.dataset",

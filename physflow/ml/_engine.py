@@ -22,7 +22,7 @@ from ..manifests.schema import Environment
 from ..pipeline.execute import _MUTABLE, _global_state, _read_only, _restore_state, _same_state
 from ..pipeline.execute import split_outputs as _split_outputs
 from ..pipeline.rng import GLOBAL_STATE_LOCK, spawn_key
-from ..pipeline.spec import load_spec_full
+from ..pipeline.spec import load_spec_full, parse_set_option
 from ..pipeline.stage import SINGLE_OUTPUT
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "load_array",
     "load_spec_full",
     "open_store",
+    "parse_set_option",
     "put_array",
     "put_shard",
     "read_file",
