@@ -25,7 +25,8 @@ class Uniform(msgspec.Struct, frozen=True, tag="uniform"):
         return float(rng.uniform(self.low, self.high))
 
     def probes(self) -> list[Any]:
-        return [self.low, 0.5 * (self.low + self.high), self.high]
+        # a non-integral value too: a float draw must fit the field (not only round numbers)
+        return [self.low, self.low + 0.377 * (self.high - self.low), self.high]
 
 
 class LogUniform(msgspec.Struct, frozen=True, tag="loguniform"):
@@ -36,7 +37,7 @@ class LogUniform(msgspec.Struct, frozen=True, tag="loguniform"):
         return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
 
     def probes(self) -> list[Any]:
-        return [self.low, math.sqrt(self.low * self.high), self.high]
+        return [self.low, self.low * (self.high / self.low) ** 0.377, self.high]
 
 
 class Normal(msgspec.Struct, frozen=True, tag="normal"):
@@ -47,7 +48,7 @@ class Normal(msgspec.Struct, frozen=True, tag="normal"):
         return float(rng.normal(self.mean, self.std))
 
     def probes(self) -> list[Any]:
-        return [self.mean]
+        return [self.mean, self.mean + 0.377 * self.std]
 
 
 class Choice(msgspec.Struct, frozen=True, tag="choice"):

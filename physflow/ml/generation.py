@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -29,11 +28,27 @@ def load_dataset_spec(
     path: str | os.PathLike[str], overrides: dict[str, Any] | None = None
 ) -> tuple[Any, DatasetSpec]:
     """The pipeline of a spec file and its ``dataset:`` section (empty when absent)."""
+    pipeline, spec, _missing = _load(path, overrides)
+    return pipeline, spec
+
+
+def _load(path: Any, overrides: dict[str, Any] | None) -> tuple[Any, DatasetSpec, Any]:
+    """(pipeline, dataset section, error for a missing key pointing at the section)."""
     loaded = _engine.load_spec_full(path, overrides)
     raw = loaded.data.get("dataset")
     if raw is None:
-        return loaded.pipeline, DatasetSpec()
-    return loaded.pipeline, spec_mod.parse_section(raw, loaded.pipeline, loaded.doc.error)
+        return loaded.pipeline, DatasetSpec(), _missing_error(loaded.file, None)
+    spec = spec_mod.parse_section(raw, loaded.pipeline, loaded.doc.error)
+    return loaded.pipeline, spec, _missing_error(loaded.file, loaded.doc)
+
+
+def _missing_error(file: str, doc: Any) -> Any:
+    def err(message: str, field: str) -> Exception:
+        if doc is None:
+            return pf.SpecError(f"{message} (the spec has no dataset: section)", file=file)
+        return doc.error(message, ("dataset",), at="key", field=field)
+
+    return err
 
 
 def resolve(
@@ -41,10 +56,11 @@ def resolve(
 ) -> tuple[Any, DatasetSpec]:
     """Pipeline and complete DatasetSpec from a pipeline/spec plus Python arguments."""
     if isinstance(source, str | os.PathLike):
-        pipeline, base = load_dataset_spec(source, overrides)
+        pipeline, base, missing = _load(source, overrides)
     elif isinstance(source, pf.Pipeline):
         pipeline = source.with_values(overrides) if overrides else source
         base = DatasetSpec()
+        missing = _missing_error("pf.ml.generate()", None)
     else:
         raise TypeError(f"generate() takes a pf.Pipeline or a spec path, not {source!r}")
     err = spec_mod.python_errors()
@@ -67,19 +83,17 @@ def resolve(
         )
     if given.get("split") is not None:
         values["split"] = spec_mod.parse_split(given["split"], err, (*where, "split"))
-    file = getattr(pipeline, "spec_path", None) or "pf.ml.generate()"
     if values["samples"] is None:
-        raise pf.SpecError(
-            "how many samples? set 'samples:' in the dataset section or pass samples=N",
-            file=file,
-            field="samples",
+        raise missing(
+            "how many samples? set 'samples:' in the dataset section (or pass samples=N, "
+            "--samples N)",
+            "samples",
         )
     if not values["outputs"]:
-        raise pf.SpecError(
+        raise missing(
             "a dataset needs outputs: set 'outputs: {x: node.output}' in the dataset section "
-            "or pass outputs={...}",
-            file=file,
-            field="outputs",
+            "(or pass outputs={...})",
+            "outputs",
         )
     if values["seed"] is None:
         values["seed"] = pipeline.seed
@@ -324,7 +338,3 @@ def _stage_info(pipeline: Any, node_id: str) -> card.StageInfo:
 
 def _plain(value: Any) -> Any:
     return value.tolist() if hasattr(value, "tolist") else repr(value)
-
-
-def spec_file(path: Any) -> str:
-    return str(Path(path).resolve())

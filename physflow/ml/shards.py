@@ -9,7 +9,8 @@ whole shards behind and the next one computes exactly the missing ones.
 
 A shorter last shard (``stop - start < shard_size``) is also recorded under a *tail* key of
 (identity, start): when the dataset grows, the full shard starting there reuses its samples
-and computes only the new ones.
+and computes only the new ones. A shorter last shard of a shrunk dataset takes its samples
+from the tail or the full shard that starts where it starts.
 """
 
 from __future__ import annotations
@@ -125,6 +126,8 @@ def build_shard(
     params: list[dict[str, Any]] = []
     extended, keep = False, 0
     tail = _engine.get_shard(store, tail_key(job.identity, start))
+    if tail is None and stop - start < job.spec.shard_size:  # a shrunk dataset's last shard
+        tail = _engine.get_shard(store, shard_key(job.identity, start, start + job.spec.shard_size))
     if tail is not None:
         old = encoding.ShardData(
             load_arrays(store, {n: e[0] for n, e in tail.items()}), fields, job.spec.vary
