@@ -2,11 +2,20 @@
 
 ``astro.simulate`` -> ``astro.write_fits`` -> ``astro.cutouts`` -> ``astro.photometry`` ->
 ``astro.catalog``, plus ``astro.read_fits`` for FITS files given as inputs (local or remote,
-keyed by content). FITS images are values (:class:`FitsImage`). astropy is imported lazily.
+keyed by content), and ``astro.survey`` -> ``astro.cutout_sample`` for a cutout training set
+over a survey archive (``publish_survey``, ``prepare_cutouts``). FITS images are values
+(:class:`FitsImage`). astropy is imported lazily.
 """
 
 from __future__ import annotations
 
+from .archive import (
+    CutoutSampleConfig,
+    SurveyConfig,
+    cutout_sample,
+    publish_survey,
+    survey,
+)
 from .catalog import catalog, enclosed_fraction, to_table
 from .cutouts import Cutouts, CutoutsConfig, cutouts
 from .fitsio import (
@@ -24,6 +33,7 @@ from .fitsvalue import (
     make_image,
     to_fits_bytes,
 )
+from .loader import EpochStats, prepare_cutouts
 from .photometry import PhotometryConfig, photometry
 from .simulate import SimulateConfig, simulate
 
@@ -62,15 +72,19 @@ def photometry_pipeline(
 
 __all__ = [
     "VOLATILE_CARDS",
+    "CutoutSampleConfig",
     "Cutouts",
     "CutoutsConfig",
+    "EpochStats",
     "FitsFormatError",
     "FitsImage",
     "PhotometryConfig",
     "ReadFitsConfig",
     "SimulateConfig",
+    "SurveyConfig",
     "WriteFitsConfig",
     "catalog",
+    "cutout_sample",
     "cutouts",
     "enclosed_fraction",
     "file_digest",
@@ -78,8 +92,11 @@ __all__ = [
     "make_image",
     "photometry",
     "photometry_pipeline",
+    "prepare_cutouts",
+    "publish_survey",
     "read_fits",
     "simulate",
+    "survey",
     "to_fits_bytes",
     "to_table",
     "write_fits",

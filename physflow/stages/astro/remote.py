@@ -30,6 +30,14 @@ import physflow as pf
 TRANSIENT = (ConnectionError, TimeoutError, OSError)
 
 
+#: Read attempts per URL by fetch_verified in this process (for loaders' statistics).
+READS: Counter[str] = Counter()
+
+
+def total_reads() -> int:
+    return sum(READS.values())
+
+
 class FetchError(OSError):
     """A remote file could not be read intact within the allowed attempts."""
 
@@ -65,6 +73,7 @@ def fetch_verified(
     for attempt in range(retries + 1):
         if attempt and backoff_s:
             time.sleep(backoff_s * 2 ** (attempt - 1))
+        READS[url] += 1
         try:
             data = fs.cat_file(path)
         except FileNotFoundError:
