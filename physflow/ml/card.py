@@ -82,7 +82,7 @@ class GenerationInfo(msgspec.Struct, omit_defaults=True):
     workers: int = 1
 
 
-class DatasetCard(msgspec.Struct, omit_defaults=True):
+class DatasetCard(msgspec.Struct):
     schema_version: int
     name: str
     identity: str

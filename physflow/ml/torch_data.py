@@ -171,16 +171,18 @@ class TorchDataset(IterableDataset):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue an epoch: the next iteration yields exactly the samples not yet consumed
-        (ranks, workers and batch size may differ from the saved run)."""
+        """Continue an epoch: the next iteration yields exactly the samples not yet consumed.
+        The order (seed, epoch, shuffle, buffer) comes from the state; ranks, workers and batch
+        size may differ from the saved run."""
         mine = self.state_dict(consumed=0)
-        for key in ("version", "identity", "split", "samples", "shuffle", "buffer"):
+        for key in ("version", "identity", "split", "samples"):
             if state.get(key) != mine[key]:
                 raise ValueError(
                     f"state_dict does not match this dataset: {key} is {state.get(key)!r} there, "
                     f"{mine[key]!r} here"
                 )
         self.seed, self.epoch = state["seed"], state["epoch"]
+        self.shuffle, self.buffer = state["shuffle"], state["buffer"]
         self.start, self._yielded = int(state["position"]), 0
 
     def loader(self, **options: Any) -> TrackedLoader:
