@@ -12,6 +12,7 @@ from .contract import (
     preprocessing_contract,
     preprocessing_digest,
 )
+from .dataset import TrainSampleConfig, train_sample
 from .detect import CfarConfig, ScoreConfig, cfar, score
 from .iq import IQ, IQMeta, RecordingFormatError
 from .readers import ReadIq01Config, ReadSigmfConfig, read_iq01, read_sigmf, recording_digest
@@ -74,6 +75,7 @@ __all__ = [
     "StftConfig",
     "SynthConfig",
     "ToneSpec",
+    "TrainSampleConfig",
     "cfar",
     "check_contract",
     "contract_of",
@@ -92,4 +94,5 @@ __all__ = [
     "score",
     "stft",
     "synth",
+    "train_sample",
 ]

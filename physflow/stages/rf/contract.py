@@ -33,6 +33,13 @@ class ContractError(ValueError):
         self.differences = differences
 
 
+def _plain_config(config: Any, role: str) -> dict[str, Any]:
+    """Config fields as JSON data (tuples become lists, as in a card read back from disk),
+    without the execution-only ones."""
+    data = msgspec.json.decode(msgspec.json.encode(config or {}))
+    return {k: v for k, v in data.items() if k not in EXECUTION_ONLY[role]}
+
+
 def _pipeline(spec_or_pipeline: Any) -> Any:
     if isinstance(spec_or_pipeline, pf.Pipeline):
         return spec_or_pipeline
@@ -65,11 +72,10 @@ def preprocessing_contract(spec_or_pipeline: Any) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for role in ("stft", "normalize"):
         node = _node_for(p, role)
-        config = msgspec.to_builtins(node.config)
         body[role] = {
             "stage": f"rf.{role}",
             "fingerprint": node.stage.fingerprint,
-            "config": {k: v for k, v in config.items() if k not in EXECUTION_ONLY[role]},
+            "config": _plain_config(node.config, role),
         }
     return {"version": VERSION, "digest": contract_digest(body), **body}
 
@@ -100,13 +106,15 @@ def _find_contract(obj: Any) -> dict[str, Any] | None:
 
 
 def contract_of(obj: Any) -> dict[str, Any]:
-    """The contract held by a dataset (its card), a card (dict or Struct), a contract dict, a
+    """The contract of a dataset (from its card), a card (dict or Struct), a contract dict, a
     pipeline or a spec path."""
     if isinstance(obj, pf.Pipeline | str | Path):
         return preprocessing_contract(obj)
     card = getattr(obj, "card", obj)
     if isinstance(card, msgspec.Struct):
         card = msgspec.to_builtins(card)
+    if isinstance(card, dict) and isinstance(card.get("stages"), list):
+        return _contract_from_card(card)
     found = _find_contract(card)
     if found is None:
         raise ContractError(
@@ -115,6 +123,40 @@ def contract_of(obj: Any) -> dict[str, Any]:
             [],
         )
     return found
+
+
+def _contract_from_card(card: dict[str, Any]) -> dict[str, Any]:
+    """A dataset card (physflow.ml) lists every stage with its fingerprint and config; the
+    contract is rebuilt from the stft and normalize entries. Parameters the dataset varies per
+    sample must not touch them (the samples would have no single preprocessing)."""
+    name = card.get("name", "?")
+    body: dict[str, Any] = {}
+    for role, stage in STAGES.items():
+        found = [s for s in card["stages"] if s.get("stage") == stage.name]
+        if len(found) != 1:
+            raise ContractError(
+                f"dataset '{name}': its card lists {len(found)} {stage.name} stage(s); the "
+                "preprocessing contract needs exactly one rf.stft and one rf.normalize",
+                [],
+            )
+        info = found[0]
+        varied = sorted(
+            p
+            for p in card.get("params", {})
+            if p.split(".", 1)[0] == info["node"] and p.split(".")[1] not in EXECUTION_ONLY[role]
+        )
+        if varied:
+            raise ContractError(
+                f"dataset '{name}' varies {', '.join(varied)} per sample: its samples were "
+                "preprocessed differently, so no single serving preprocessing matches it",
+                [],
+            )
+        body[role] = {
+            "stage": f"rf.{role}",
+            "fingerprint": info["fingerprint"],
+            "config": _plain_config(info.get("config"), role),
+        }
+    return {"version": VERSION, "digest": contract_digest(body), **body}
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
