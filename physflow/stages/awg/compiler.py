@@ -12,6 +12,7 @@ write happens on a background thread (the stage takes the finished wave, it does
 
 from __future__ import annotations
 
+import os
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -77,12 +78,14 @@ class Compiler:
     ) -> None:
         if persist not in ("sync", "background"):
             raise ValueError(f"persist {persist!r}: use 'sync' or 'background'")
-        self.store = store if isinstance(store, pf.Store) or store is None else pf.Store(store)
+        self._xp = _array_module(array_module)  # before touching any store
+        if store is None:  # the default store, as Pipeline.run would pick it
+            store = os.environ.get("PHYSFLOW_STORE") or ".physflow"
+        self.store = store if isinstance(store, pf.Store) else pf.Store(store)
         self.executor, self.workers = executor, workers
         self.persist, self.fast_misses = persist, fast_misses
         self.memory_bytes = memory_bytes
         self.synth_config = stages.SynthConfig(array_module=array_module)  # type: ignore[arg-type]
-        self._xp = _array_module(array_module)
         self.write_manifests, self.name = write_manifests, name
         self._memory: OrderedDict[SegmentContent, tuple[SegmentWave, Any]] = OrderedDict()
         self._memory_used = 0
@@ -97,6 +100,7 @@ class Compiler:
     def prepare_point(self, program: Program | ProgramConfig) -> PointReport:
         """Compile ``program``, reusing every segment whose resolved content is known."""
         t0 = time.perf_counter()
+        self._reap()
         cfg = program.config if isinstance(program, Program) else program
         table, contents = resolve(cfg)
         prev_table, prev_contents, prev_entries = self._prev or (None, (), ())
@@ -147,8 +151,13 @@ class Compiler:
             return self._synthesise_here(names)
         return self._pool.submit(self._run_store, names).result()
 
-    def _remember(self, c: SegmentContent, wave: SegmentWave) -> tuple[SegmentWave, Any]:
-        samples = np.ascontiguousarray(wave.samples)  # in RAM (a stored value may be mapped)
+    def _remember(
+        self, c: SegmentContent, wave: SegmentWave, copy: bool = False
+    ) -> tuple[SegmentWave, Any]:
+        """Into the memory tier, read-only (callers must not alter what later points reuse);
+        ``copy`` for values read from the store, which may be memory-mapped files."""
+        samples = np.array(wave.samples, copy=True) if copy else wave.samples
+        samples.flags.writeable = False
         wave = SegmentWave(samples=samples, clipped=wave.clipped, peak=wave.peak, rms=wave.rms)
         entry = (wave, samples if self._xp is np else self._xp.asarray(samples))
         self._memory[c] = entry
@@ -184,7 +193,7 @@ class Compiler:
         self.stats["store_runs"] += 1
         misses = set(res.misses)
         durations = {r.id: r.duration_s or 0.0 for r in res.manifest.nodes}
-        found = {c: self._remember(c, res[name]) for c, name in names.items()}
+        found = {c: self._remember(c, res[name], copy=True) for c, name in names.items()}
         synthesised = [n for n in names.values() if n in misses]
         loaded = [n for n in names.values() if n not in misses]
         self.stats["synthesised"] += len(synthesised)
@@ -196,8 +205,7 @@ class Compiler:
     ) -> tuple[dict[SegmentContent, Any], list[str], list[str], float]:
         """Few misses: synthesise now, store on the background thread (no second synthesis)."""
         if self._ctx is None:
-            store = self.store if self.store is not None else pf.Store(".physflow")
-            self._ctx = pf.StageContext(store)
+            self._ctx = pf.StageContext(self.store)
         t0 = time.perf_counter()
         found, tokens = {}, []
         for c in names:
@@ -224,6 +232,14 @@ class Compiler:
                 stages.withdraw(token)
 
     # -- housekeeping -----------------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        """Collect finished background writes; a failure is raised here, at the next point."""
+        if self._pending and self._pending[0].done():
+            done = [f for f in self._pending if f.done()]
+            self._pending = [f for f in self._pending if not f.done()]
+            for fut in done:
+                fut.result()
 
     def flush(self) -> None:
         """Wait until background store writes are done (raises the first failure)."""

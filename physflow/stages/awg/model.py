@@ -191,8 +191,10 @@ class ProgramConfig(pf.Config):
         if dup:
             raise ValueError(f"segment names must be unique; repeated: {', '.join(dup)}")
         from .checks import check_program
+        from .resolve import check_ranges
 
         check_program(self)
+        check_ranges(self)  # frequencies after moves, amplitudes after scaling, whole cycles
 
 
 # -- resolved content -----------------------------------------------------------------------------

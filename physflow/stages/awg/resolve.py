@@ -236,6 +236,12 @@ def _start_phases(cfg: ProgramConfig) -> Phases:
     return tuple(out)
 
 
+def check_ranges(cfg: ProgramConfig) -> None:
+    """Raise the resolver's ValueError (segment, channel, tone) for values out of range after
+    relative changes; run when a ProgramConfig is built (memoised, so cheap to repeat)."""
+    _frequencies(cfg, _nominal(cfg))
+
+
 def resolve(cfg: ProgramConfig) -> Resolved:
     """The step table and every segment's resolved content (raises ValueError naming the
     segment, channel and tone when a value is out of range)."""
