@@ -184,7 +184,7 @@ class Compiler:
             self._pipeline(names)
             .run(
                 store=self.store,
-                executor=self.executor,
+                executor=self.executor if len(names) > 1 else "serial",  # no pool for one
                 workers=self.workers,
                 write_manifest=self.write_manifests,
             )

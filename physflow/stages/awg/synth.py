@@ -101,19 +101,29 @@ def _sweep_shape(kind: str, s: Any, xp: Any) -> Any:
 
 
 def swept(ch: ChannelContent, kind: str, n: int, fs: float, turns0: np.ndarray, xp: Any) -> Any:
-    """Sum of swept tones (chirp: linear, move: minimum-jerk frequency), as float64."""
+    """Sum of swept tones (chirp: linear, move: minimum-jerk frequency), as float64. The phase
+    polynomial is evaluated directly per sample (no accumulation), in turns."""
     out = xp.empty(n, dtype=xp.float64)
-    f0 = xp.asarray(np.asarray(ch.f0_hz, dtype=np.float64)[:, None])
-    df = xp.asarray((np.asarray(ch.f1_hz) - np.asarray(ch.f0_hz))[:, None].astype(np.float64))
-    a0 = xp.asarray(np.asarray(ch.a0, dtype=np.float64)[:, None])
-    da = xp.asarray((np.asarray(ch.a1, dtype=np.float64) - np.asarray(ch.a0))[:, None])
+    f0 = np.asarray(ch.f0_hz, dtype=np.float64)
+    df = np.asarray(ch.f1_hz, dtype=np.float64) - f0
+    r0 = xp.asarray((f0 / fs)[:, None])  # turns per sample at the start
+    r1 = xp.asarray((df * n / fs)[:, None])  # turns added by the sweep over the profile
     p0 = xp.asarray(turns0[:, None])
+    a0 = xp.asarray(np.asarray(ch.a0, dtype=np.float64))
+    da = xp.asarray(np.asarray(ch.a1, dtype=np.float64) - np.asarray(ch.a0, dtype=np.float64))
+    ramp = bool(np.any(np.asarray(ch.a1) != np.asarray(ch.a0)))
     for lo in range(0, n, SWEEP_CHUNK):
-        idx = xp.arange(lo, min(n, lo + SWEEP_CHUNK), dtype=xp.float64)[None, :]
+        idx = xp.arange(lo, min(n, lo + SWEEP_CHUNK), dtype=xp.float64)
         s = idx / n
-        turns = (f0 * idx) / fs + (df * n) * _sweep_shape(kind, s, xp) / fs
-        phase = TWO_PI * ((p0 + turns) % 1.0)
-        out[lo : lo + idx.shape[1]] = ((a0 + da * s) * xp.cos(phase)).sum(axis=0)
+        phase = r0 * idx[None, :]
+        phase += r1 * _sweep_shape(kind, s, xp)[None, :]
+        phase += p0
+        phase *= TWO_PI
+        xp.cos(phase, out=phase)
+        x = a0 @ phase
+        if ramp:
+            x += (da @ phase) * s
+        out[lo : lo + idx.shape[0]] = x
     return out
 
 
