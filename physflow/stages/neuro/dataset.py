@@ -5,12 +5,13 @@ are dask arrays over the stored chunks (``pf.load_manifest(path).open(ref, lazy=
 opening costs nothing whatever T is. A uint16-quantised posterior is decoded lazily
 (``q / 65535``) and carries the CF packing encoding, so NetCDF/zarr files keep the 2-byte
 integers and every reader decodes them. ``save_dataset(ds, path)`` writes ``.nc`` (h5netcdf,
-HDF5-chunked, gzip + shuffle) or ``.zarr`` (zstd) chunk by chunk with dask's synchronous
-scheduler: one chunk is in memory at a time.
+HDF5-chunked, gzip + shuffle) or ``.zarr`` (blosc zstd + bitshuffle) chunk by chunk with dask's
+synchronous scheduler: one chunk is in memory at a time.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ def _variable(name: str, data: Any, dims: tuple[str, ...]) -> Any:
     if "posterior" in name and stored == np.uint16:
         var.encoding = {"dtype": "uint16", "scale_factor": UINT16_SCALE, "_FillValue": None}
         var.attrs["quantisation"] = "uint16: p = q / 65535, |error| <= 0.5 / 65535"
+    elif stored == np.float16:
+        var.encoding = {"dtype": "float16"}  # NetCDF writes float32 (it has no 2-byte float)
     if name in UNITS:
         var.attrs["units"] = UNITS[name]
     var.attrs["stored_dtype"] = stored.name
@@ -97,15 +100,17 @@ def _encodings(ds: Any, kind: str, hdf5_chunk_bytes: int) -> dict[str, dict[str,
         if var.chunks is not None:
             rows = var.chunks[0][0]
         if kind == "netcdf":
-            if np.dtype(var.dtype) == np.float16:  # netCDF has no 2-byte float
+            if np.dtype(enc.get("dtype", var.dtype)) == np.float16:  # netCDF: no 2-byte float
                 enc["dtype"] = "float32"
             row_bytes = int(np.prod(var.shape[1:], dtype=np.int64)) * var.dtype.itemsize
             hrows = max(1, min(rows, hdf5_chunk_bytes // max(row_bytes, 1)))
             enc.update(zlib=True, complevel=4, shuffle=True, chunksizes=(hrows, *var.shape[1:]))
         else:
-            from zarr.codecs import ZstdCodec
+            from zarr.codecs import BloscCodec
 
-            enc.update(compressors=[ZstdCodec(level=3)], chunks=(rows, *var.shape[1:]))
+            itemsize = np.dtype(enc.get("dtype", var.dtype)).itemsize
+            blosc = BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle", typesize=itemsize)
+            enc.update(compressors=[blosc], chunks=(rows, *var.shape[1:]))
         out[name] = enc
     return out
 
@@ -122,7 +127,9 @@ def save_dataset(ds: Any, path: str | Path, *, hdf5_chunk_bytes: int = 1 << 20) 
     if kind is None:
         raise ValueError(f"save_dataset: {path} must end in .nc (NetCDF-4) or .zarr")
     encoding = _encodings(ds, kind, hdf5_chunk_bytes)
-    with dask.config.set(scheduler="synchronous"):
+    with dask.config.set(scheduler="synchronous"), warnings.catch_warnings():
+        # packed posteriors have no NaN to reserve a _FillValue for
+        warnings.filterwarnings("ignore", message=".*without any _FillValue.*")
         if kind == "netcdf":
             ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
         else:
