@@ -10,11 +10,9 @@
     (shards in the store) against map-style datasets that cut each sample from the FITS files
     with astropy or torchfits (files opened per sample, or kept open; the faster counts).
 
-torchfits 1.3.1 needs torch 2.14 (the project pins 2.13), so it runs in its own virtualenv,
-created here under benchmarks/.scratch/ on first use; if it cannot be installed, the installer's
-error is recorded. Every tool's stamps are checked against physflow's (same values).
-Ratios are peer time / physflow time (> 1: physflow is faster; torchfits' own gate is 1.2x
-over astropy).
+torchfits 1.3.1 needs torch 2.14 (the project pins 2.13): it runs in a virtualenv made here under
+benchmarks/.scratch/ (else the installer's error is recorded). Every tool's stamps are checked
+equal to physflow's. Ratios are peer time / physflow time (> 1: physflow is faster).
 
     python benchmarks/astro.py           # full sizes, writes benchmarks/results/astro.json
     python benchmarks/astro.py --quick   # small sizes, to check that it works
@@ -52,10 +50,8 @@ job = json.load(open(sys.argv[1]))
 out = {"version": torchfits.__version__, "torch": torch.__version__}
 
 def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter(); value = fn(); times.append(time.perf_counter() - t0)
-    return min(times), value
+    times = [(time.perf_counter(), fn(), time.perf_counter()) for _ in range(repeat)]
+    return min(b - a for a, _, b in times), times[-1][1]
 
 def cutouts():
     s = job["size"]
@@ -197,59 +193,16 @@ def consume(loader: object, check: bool) -> float:
     return total
 
 
-def bench_loader(work: Path, sizes: dict, repeat: int) -> dict:
+STAMP = 32
+
+
+def astropy_stamps(samples: list) -> object:
+    """What a user writes without physflow: a map-style dataset cutting each sample from the
+    files with astropy (opened per sample, or kept open)."""
     import torch
     from astropy.io import fits
 
-    import physflow as pf
-    from physflow.stages.astro import SimulateConfig, prepare_cutouts, publish_survey
-
-    n = sizes["field"]
-    sim = SimulateConfig(nx=n, ny=n, n_stars=8, min_separation=40.0)
-    index = Path(publish_survey(str(work / "survey"), sizes["images"], sim=sim))
-    overrides = {
-        "survey.index": str(index),
-        "survey.digest": pf.digest(index.read_bytes()),
-        "sample.image": 0,
-    }
-    vary = {"sample.image": {"randint": [0, sizes["images"]]}, "sample.star": {"randint": [0, 8]}}
-    store = pf.Store(work / "store-loader")
-    args = {"store": store, "overrides": overrides, "samples": sizes["samples"], "vary": vary,
-            "shard_size": 256}  # fmt: skip
-    t0 = time.perf_counter()
-    ds, first = prepare_cutouts(SPEC, **args)
-    cold = time.perf_counter() - t0
-
-    def physflow_prepare() -> object:
-        ds, stats = prepare_cutouts(SPEC, repair=False, **args)
-        assert stats.store_hits == len(ds)
-        return ds
-
-    def physflow_epoch(ds: object, check: bool = False) -> float:
-        loader = torch.utils.data.DataLoader(
-            ds.torch(shuffle=True, seed=0, batch_size=64), batch_size=64
-        )
-        return consume(loader, check)
-
-    entries = json.loads(index.read_bytes())["images"]
-    stamp = 32
-    samples = []
-    for i in range(len(ds)):
-        p = ds.params(i)
-        entry = entries[p["sample.image"]]
-        x, y = entry["stars"]["x"][p["sample.star"]], entry["stars"]["y"][p["sample.star"]]
-        samples.append(
-            [
-                str(index.parent / entry["name"]),
-                int(np.floor(x + 0.5)) - stamp // 2,
-                int(np.floor(y + 0.5)) - stamp // 2,
-                entry["stars"]["flux"][p["sample.star"]],
-            ]
-        )
-
     class Stamps(torch.utils.data.Dataset):
-        """What a user writes without physflow: cut each sample from the files."""
-
         def __init__(self, keep_open: bool) -> None:
             self.keep_open, self.open = keep_open, {}
 
@@ -261,20 +214,65 @@ def bench_loader(work: Path, sizes: dict, repeat: int) -> dict:
             if self.keep_open:
                 if path not in self.open:
                     self.open[path] = fits.open(path)
-                cut = self.open[path][0].section[y : y + stamp, x : x + stamp]
+                cut = self.open[path][0].section[y : y + STAMP, x : x + STAMP]
             else:
                 with fits.open(path) as hdul:
-                    cut = hdul[0].section[y : y + stamp, x : x + stamp]
+                    cut = hdul[0].section[y : y + STAMP, x : x + STAMP]
             return {"x": torch.from_numpy(cut.astype(np.float32)), "flux": torch.tensor(flux)}
+
+    return Stamps
+
+
+def sample_list(ds: object, index: Path) -> list:
+    """(file, stamp corner x, y, flux) of every sample of the dataset, from the survey index."""
+    entries = json.loads(index.read_bytes())["images"]
+    samples = []
+    for i in range(len(ds)):
+        p = ds.params(i)
+        entry, k = entries[p["sample.image"]], p["sample.star"]
+        x, y = entry["stars"]["x"][k], entry["stars"]["y"][k]
+        corner = (int(np.floor(x + 0.5)) - STAMP // 2, int(np.floor(y + 0.5)) - STAMP // 2)
+        samples.append([str(index.parent / entry["name"]), *corner, entry["stars"]["flux"][k]])
+    return samples
+
+
+def bench_loader(work: Path, sizes: dict, repeat: int) -> dict:
+    import torch
+
+    import physflow as pf
+    from physflow.stages.astro import SimulateConfig, prepare_cutouts, publish_survey
+
+    n = sizes["field"]
+    sim = SimulateConfig(nx=n, ny=n, n_stars=8, min_separation=40.0)
+    index = Path(publish_survey(str(work / "survey"), sizes["images"], sim=sim))
+    overrides = {"survey.index": str(index), "survey.digest": pf.digest(index.read_bytes())}
+    vary = {"sample.image": {"randint": [0, sizes["images"]]}, "sample.star": {"randint": [0, 8]}}
+    args = {"store": pf.Store(work / "store-loader"), "overrides": overrides, "vary": vary,
+            "samples": sizes["samples"], "shard_size": 256}  # fmt: skip
+    t0 = time.perf_counter()
+    _, first = prepare_cutouts(SPEC, **args)
+    cold = time.perf_counter() - t0
+
+    def physflow_prepare() -> object:
+        ds, stats = prepare_cutouts(SPEC, repair=False, **args)
+        assert stats.store_hits == len(ds)
+        return ds
+
+    def physflow_epoch(ds: object, check: bool = False) -> float:
+        tds = ds.torch(shuffle=True, seed=0, batch_size=64)
+        return consume(torch.utils.data.DataLoader(tds, batch_size=64), check)
+
+    ds = physflow_prepare()
+    samples = sample_list(ds, index)
+    stamps = astropy_stamps(samples)
 
     def astropy_epoch(keep_open: bool, check: bool = False) -> float:
         g = torch.Generator().manual_seed(0)
         loader = torch.utils.data.DataLoader(
-            Stamps(keep_open), batch_size=64, shuffle=True, generator=g
+            stamps(keep_open), batch_size=64, shuffle=True, generator=g
         )
         return consume(loader, check)
 
-    ds = physflow_prepare()
     ours = physflow_epoch(ds, check=True)
     for keep in (False, True):  # the same stamps (interior stars: no padding differences)
         assert astropy_epoch(keep, check=True) == ours, "astropy stamps differ from physflow's"
@@ -282,7 +280,7 @@ def bench_loader(work: Path, sizes: dict, repeat: int) -> dict:
         "images": sizes["images"],
         "field": n,
         "samples": len(ds),
-        "stamp": stamp,
+        "stamp": STAMP,
         "physflow_cold_s": cold,
         "cold_remote_reads": first.remote_reads,
         "physflow_warm_prepare_s": best_of(physflow_prepare, repeat),
@@ -291,15 +289,13 @@ def bench_loader(work: Path, sizes: dict, repeat: int) -> dict:
         "astropy_kept_open_s": best_of(lambda: astropy_epoch(True), repeat),
     }
     out["astropy_s"] = min(out["astropy_per_sample_s"], out["astropy_kept_open_s"])
-    out["ratio_astropy_vs_physflow_warm"] = out["astropy_s"] / out["physflow_warm_epoch_s"]
+    warm = out["physflow_warm_epoch_s"]
+    out["ratio_astropy_vs_physflow_warm"] = out["astropy_s"] / warm
     out["ratio_astropy_vs_physflow_warm_with_prepare"] = out["astropy_s"] / (
-        out["physflow_warm_epoch_s"] + out["physflow_warm_prepare_s"]
+        warm + out["physflow_warm_prepare_s"]
     )
-    out["_job"] = {"samples": samples, "stamp": stamp, "sum": ours}
+    out["_job"] = {"samples": samples, "stamp": STAMP, "sum": ours}
     return out
-
-
-# -- torchfits in its own virtualenv ------------------------------------------------------------
 
 
 def torchfits_python() -> tuple[Path | None, str]:
@@ -326,26 +322,18 @@ def bench_torchfits(work: Path, cut: dict, load: dict, repeat: int) -> dict:
     python, error = torchfits_python()
     if python is None:
         return {"installed": False, "error": error}
-    job = {
-        "path": cut["_job"]["path"],
-        "corners": cut["_job"]["corners"],
-        "size": cut["_job"]["size"],
-        "samples": load["_job"]["samples"],
-        "stamp": load["_job"]["stamp"],
-        "repeat": repeat,
-    }
-    job_file = work / "torchfits-job.json"
-    job_file.write_text(json.dumps(job))
-    script = work / "torchfits_peer.py"
-    script.write_text(PEER_SCRIPT)
-    done = subprocess.run([str(python), str(script), str(job_file)], capture_output=True, text=True)
+    job = {k: cut["_job"][k] for k in ("path", "corners", "size")}
+    job.update(samples=load["_job"]["samples"], stamp=STAMP, repeat=repeat)
+    (work / "torchfits-job.json").write_text(json.dumps(job))
+    (work / "torchfits_peer.py").write_text(PEER_SCRIPT)
+    command = [str(python), str(work / "torchfits_peer.py"), str(work / "torchfits-job.json")]
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         return {"installed": True, "error": done.stderr.strip()[-4000:]}
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    for key in ("cutouts_read_subset", "cutouts_subset_reader"):
-        assert out.pop(key + "_sum") == cut["_job"]["sum"], f"torchfits {key} stamps differ"
-    for key in ("loader_per_sample", "loader_kept_open"):
-        assert out.pop(key + "_sum") == load["_job"]["sum"], f"torchfits {key} stamps differ"
+    for key, ref in (("cutouts_read_subset", cut), ("cutouts_subset_reader", cut),
+                     ("loader_per_sample", load), ("loader_kept_open", load)):  # fmt: skip
+        assert out.pop(key + "_sum") == ref["_job"]["sum"], f"torchfits {key} stamps differ"
     out["installed"] = True
     out["cutouts_s"] = min(out["cutouts_read_subset_s"], out["cutouts_subset_reader_s"])
     out["loader_s"] = min(out["loader_per_sample_s"], out["loader_kept_open_s"])

@@ -20,9 +20,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, ClassVar
-
-import blake3
+from typing import Any
 
 import physflow as pf
 
@@ -100,122 +98,13 @@ def fetch_verified(
     raise FetchError(f"{url}: no intact read in {retries + 1} attempt(s):\n  {tried}")
 
 
-def _fault_draw(seed: int, path: str, attempt: int) -> tuple[float, float]:
-    """Two uniforms in [0, 1) from (seed, path, attempt): deterministic, process-independent."""
-    h = blake3.blake3(f"{seed}\0{path}\0{attempt}".encode()).digest()
-    return int.from_bytes(h[:8], "little") / 2**64, int.from_bytes(h[8:16], "little") / 2**64
-
-
-def _base_class() -> type:
-    from fsspec.implementations.chained import ChainedFileSystem
-
-    return ChainedFileSystem
-
-
-def make_faulty_class() -> type:
-    """Build (once) the ``faulty`` fsspec filesystem class; fsspec is imported lazily."""
-    base = _base_class()
-
-    class FaultyFileSystem(base):  # type: ignore[misc, valid-type]
-        """Wraps a filesystem; each whole-file read of a path draws at most one fault:
-        ``disconnect`` (ConnectionResetError), ``truncate`` (a prefix of the bytes) or
-        ``corrupt`` (one byte changed), with the given probabilities, after ``latency_s``."""
-
-        protocol: ClassVar[str] = "faulty"
-        #: A new instance per URL lookup (the fault profile is read from fsspec's config each
-        #: time); the read counter per (seed, path), which drives the draws, is process-wide.
-        cachable = False
-        #: Reads and injected faults over all instances (for tests and benchmarks).
-        total_reads: ClassVar[Counter[str]] = Counter()
-        total_faults: ClassVar[Counter[str]] = Counter()
-        draws: ClassVar[Counter[tuple[int, str]]] = Counter()
-
-        def __init__(
-            self,
-            fs: Any = None,
-            target_protocol: str | None = None,
-            target_options: dict | None = None,
-            fo: str | None = None,
-            latency_s: float = 0.0,
-            p_disconnect: float = 0.0,
-            p_truncate: float = 0.0,
-            p_corrupt: float = 0.0,
-            seed: int = 0,
-            **options: Any,
-        ) -> None:
-            import fsspec
-
-            super().__init__(**options)
-            total = p_disconnect + p_truncate + p_corrupt
-            if not 0.0 <= total <= 1.0 or min(p_disconnect, p_truncate, p_corrupt) < 0:
-                raise ValueError(
-                    "faulty filesystem: p_disconnect + p_truncate + p_corrupt must be in [0, 1]"
-                )
-            self.fs = fs or fsspec.filesystem(target_protocol or "file", **(target_options or {}))
-            self.latency_s = latency_s
-            self.p = (p_disconnect, p_truncate, p_corrupt)
-            self.seed = seed
-            self.faults: Counter[str] = Counter()
-
-        def _fault(self, path: str) -> tuple[str | None, float]:
-            attempt = type(self).draws[(self.seed, path)]
-            type(self).draws[(self.seed, path)] += 1
-            type(self).total_reads[path] += 1
-            u, v = _fault_draw(self.seed, path, attempt)
-            edge = 0.0
-            for name, p in zip(("disconnect", "truncate", "corrupt"), self.p):
-                edge += p
-                if u < edge:
-                    self.faults[name] += 1
-                    type(self).total_faults[name] += 1
-                    return name, v
-            return None, v
-
-        def cat_file(self, path: str, start: Any = None, end: Any = None, **kw: Any) -> bytes:
-            if self.latency_s:
-                time.sleep(self.latency_s)
-            fault, v = self._fault(path)
-            if fault == "disconnect":
-                raise ConnectionResetError(f"injected disconnect reading {path}")
-            data = bytes(self.fs.cat_file(path, start=start, end=end, **kw))
-            if fault == "truncate" and data:
-                return data[: int(v * len(data))]
-            if fault == "corrupt" and data:
-                i = int(v * len(data))
-                return data[:i] + bytes([data[i] ^ 0x5A]) + data[i + 1 :]
-            return data
-
-        def _open(self, path: str, mode: str = "rb", **kw: Any) -> Any:
-            if "r" in mode:
-                import io
-
-                return io.BytesIO(self.cat_file(path))
-            return self.fs._open(path, mode, **kw)
-
-        def info(self, path: str, **kw: Any) -> Any:
-            return self.fs.info(path, **kw)
-
-        def ls(self, path: str, detail: bool = True, **kw: Any) -> Any:
-            return self.fs.ls(path, detail=detail, **kw)
-
-        def pipe_file(self, path: str, value: bytes, **kw: Any) -> None:
-            self.fs.pipe_file(path, value, **kw)
-
-        def rm_file(self, path: str) -> None:
-            self.fs.rm_file(path)
-
-    return FaultyFileSystem
-
-
-_REGISTERED: list[type] = []
-
-
 def faulty_filesystem_class() -> type:
-    """The ``faulty`` filesystem class, registered with fsspec under ``faulty://``."""
-    if not _REGISTERED:
-        import fsspec
+    """The ``faulty`` filesystem class (:mod:`.faulty`, which imports fsspec), registered with
+    fsspec under ``faulty://``."""
+    import fsspec
 
-        cls = make_faulty_class()
-        fsspec.register_implementation("faulty", cls, clobber=True)
-        _REGISTERED.append(cls)
-    return _REGISTERED[0]
+    from .faulty import FaultyFileSystem
+
+    if fsspec.registry.get("faulty") is not FaultyFileSystem:
+        fsspec.register_implementation("faulty", FaultyFileSystem, clobber=True)
+    return FaultyFileSystem
