@@ -38,9 +38,8 @@ def stft_power(be: NumpyBackend, frames: Any, n_fft: int, hop: int) -> Any:
     fft-shifted along the last axis. Frames are independent (no window spans two frames)."""
     frames = be.asarray(frames)
     cols = columns_per_frame(frames.shape[-1], n_fft, hop)
-    index = be.arange(cols)[:, None] * hop + be.arange(n_fft)[None, :]
     window = be.asarray(hann(n_fft))
-    segments = frames[:, index] * window  # (m, cols, n_fft)
+    segments = be.windows(frames, n_fft, hop)[..., :cols, :] * window  # (m, cols, n_fft)
     spectrum = be.fft(segments, axis=-1)
     return be.fftshift(be.abs2(spectrum), axis=-1)
 

@@ -34,6 +34,12 @@ class NumpyBackend:
     def fft(self, a: Any, axis: int = -1) -> Any:
         return np.fft.fft(a, axis=axis)
 
+    def windows(self, a: Any, n: int, hop: int) -> Any:
+        """Overlapping length-``n`` windows every ``hop`` samples along the last axis, as a
+        view (no copy): (..., L) -> (..., cols, n)."""
+        view = self.xp.lib.stride_tricks.sliding_window_view(a, n, axis=-1)
+        return view[..., ::hop, :]
+
     def fftshift(self, a: Any, axis: int = -1) -> Any:
         return np.fft.fftshift(a, axes=axis)
 
@@ -144,6 +150,9 @@ class TorchBackend(NumpyBackend):
 
     def fft(self, a: Any, axis: int = -1) -> Any:
         return self.xp.fft.fft(a, dim=axis)
+
+    def windows(self, a: Any, n: int, hop: int) -> Any:
+        return a.unfold(-1, n, hop)
 
     def fftshift(self, a: Any, axis: int = -1) -> Any:
         return self.xp.fft.fftshift(a, dim=axis)
