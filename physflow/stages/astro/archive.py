@@ -3,7 +3,7 @@ cutout training set from it (``astro.survey``, ``astro.cutout_sample``).
 
 ``publish_survey(root)`` writes ``field_0000.fits ...`` and ``index.json`` (per image: name,
 content digest, true star positions and fluxes) to any fsspec location; ``python -m
-physflow.stages.astro.archive ROOT`` does the same from a shell. The stages then read it like a
+physflow.stages.astro survey ROOT`` does the same from a shell. The stages then read it like a
 remote archive: through fsspec, with bounded retries, every file checked against its digest.
 """
 
@@ -73,7 +73,7 @@ class SurveyConfig(pf.Config):
             except (OSError, ValueError) as exc:
                 raise ValueError(
                     f"SurveyConfig.index: cannot read {self.index!r} ({exc}); publish the "
-                    "survey first (python -m physflow.stages.astro.archive ROOT) or fix the URL"
+                    "survey first (python -m physflow.stages.astro survey ROOT) or fix the URL"
                 ) from None
             msgspec.structs.force_setattr(self, "digest", pinned)
 
@@ -165,18 +165,3 @@ def cutout_sample(cfg: CutoutSampleConfig, survey: dict, *, ctx: pf.StageContext
         "flux": np.float32(stars["flux"][cfg.star]),
         "offset": offset,
     }
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Publish a simulated survey of FITS images.")
-    parser.add_argument("root", help="directory or fsspec URL to write to")
-    parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    print(publish_survey(args.root, args.images, seed=args.seed))
-
-
-if __name__ == "__main__":
-    main()

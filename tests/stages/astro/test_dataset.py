@@ -141,5 +141,5 @@ def test_a_survey_image_altered_for_good_is_never_used(tmp_path, survey_dir):
 
 
 def test_missing_survey_is_a_spec_error_with_the_fix(tmp_path):
-    with pytest.raises(pf.SpecError, match=r"astro\.archive"):
+    with pytest.raises(pf.SpecError, match=r"python -m physflow\.stages\.astro survey"):
         pf.load_spec(SPEC, overrides={"survey.index": str(tmp_path / "none" / "index.json")})
