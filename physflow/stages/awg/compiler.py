@@ -5,14 +5,17 @@ segment's resolved content is compared with the previous point's and looked up i
 tier (content -> synthesised wave); only contents found in neither go to the store, through a
 small physflow pipeline (``awg.content`` -> ``awg.segment`` per missing segment) whose keys are
 exactly those of the YAML/Python pipelines. A point whose segments are all in memory touches no
-disk. Cold compiles run that pipeline on physflow's threads or processes executor; with
-``persist="background"`` a point with few misses synthesises them in this thread and the store
-write happens on a background thread (the stage takes the finished wave, it does not recompute).
+disk. The first point, and points with many new segments (cold compiles), run that pipeline on
+physflow's threads or processes executor and wait for it. With ``persist="background"`` (the
+default) a point with at most ``fast_misses`` new segments synthesises them in this thread and
+the store write happens on a background thread (the stage takes the finished wave, it does not
+recompute); ``persist="sync"`` always waits for the store.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +34,8 @@ from .synth import array_module as _array_module
 from .waveform import Waveform
 
 Persist = Literal["sync", "background"]
+#: Contents remembered as stored (so an evicted one is read back, not recomputed).
+STORED_INDEX = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ class Compiler:
         *,
         executor: str = "threads",
         workers: int | None = None,
-        persist: Persist = "sync",
+        persist: Persist = "background",
         fast_misses: int = 2,
         memory_bytes: int = 2 << 30,
         array_module: str = "numpy",
@@ -92,6 +97,8 @@ class Compiler:
         self._prev: tuple[StepTable, tuple[SegmentContent, ...], tuple[Any, ...]] | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="awg-store")
         self._pending: list[Future] = []
+        self._lock = threading.Lock()
+        self._stored: OrderedDict[SegmentContent, None] = OrderedDict()  # known in the store
         self._ctx: Any = None
         self.stats = {"points": 0, "store_runs": 0, "synthesised": 0, "loaded": 0, "memory": 0}
 
@@ -148,8 +155,19 @@ class Compiler:
         names = {c: table.names[idx[0]] for c, idx in missing.items()}
         fast = self.persist == "background" and self._prev is not None
         if fast and len(missing) <= self.fast_misses:
+            with self._lock:  # evicted from memory but stored: read it back, do not recompute
+                fast = not any(c in self._stored for c in names)
+        if fast:
             return self._synthesise_here(names)
         return self._pool.submit(self._run_store, names).result()
+
+    def _mark_stored(self, contents: Any) -> None:
+        with self._lock:
+            for c in contents:
+                self._stored[c] = None
+                self._stored.move_to_end(c)
+            while len(self._stored) > STORED_INDEX:
+                self._stored.popitem(last=False)
 
     def _remember(
         self, c: SegmentContent, wave: SegmentWave, copy: bool = False
@@ -194,6 +212,7 @@ class Compiler:
         misses = set(res.misses)
         durations = {r.id: r.duration_s or 0.0 for r in res.manifest.nodes}
         found = {c: self._remember(c, res[name], copy=True) for c, name in names.items()}
+        self._mark_stored(names)
         synthesised = [n for n in names.values() if n in misses]
         loaded = [n for n in names.values() if n not in misses]
         self.stats["synthesised"] += len(synthesised)
@@ -227,6 +246,7 @@ class Compiler:
                 write_manifest=self.write_manifests,
             ).raise_on_failure()
             self.stats["store_runs"] += 1
+            self._mark_stored(names)
         finally:
             for token in tokens:  # a node that hit never took its hand-off
                 stages.withdraw(token)

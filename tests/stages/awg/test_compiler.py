@@ -19,7 +19,7 @@ from .test_keys import chain_program
 def test_scan_points_recompile_only_the_changed_segment(tmp_path):
     prog = default_program()
     names = prog.config.segments
-    with awg.Compiler(store=tmp_path / "s") as compiler:
+    with awg.Compiler(store=tmp_path / "s", persist="sync") as compiler:
         first = compiler.prepare_point(prog)
         assert set(first.synthesised) == {s.name for s in names} and first.layout_changed
         assert first.changed_segments == first.waveform.names
@@ -49,6 +49,7 @@ def test_a_cached_point_touches_no_disk(tmp_path):
     for a in (0.02, 0.03):
         compiler.prepare_point(prog.replace("probe", amps=a))
     expected = compiler.prepare_point(prog).waveform.samples()
+    compiler.flush()  # background store writes of the points above are done
     moved = shutil.move(root, tmp_path / "elsewhere")
     for a in (0.02, 0.03, None):
         point = compiler.prepare_point(prog if a is None else prog.replace("probe", amps=a))
@@ -95,13 +96,16 @@ def test_parallel_cold_compile_matches_serial(tmp_path, executor):
     np.testing.assert_array_equal(point.waveform.samples(), serial["assemble.samples"])
 
 
-def test_memory_tier_is_bounded_and_falls_back_to_the_store(tmp_path):
+@pytest.mark.parametrize("persist", ["sync", "background"])
+def test_memory_tier_is_bounded_and_falls_back_to_the_store(tmp_path, persist):
     prog = chain_program()
     one_segment = 2 * 3200 * 2  # channels x samples x int16
-    with awg.Compiler(store=tmp_path / "s", memory_bytes=3 * one_segment) as compiler:
+    limit = 3 * one_segment
+    with awg.Compiler(store=tmp_path / "s", memory_bytes=limit, persist=persist) as compiler:
         compiler.prepare_point(prog)
         for a in (0.05, 0.06, 0.07, 0.08):
             compiler.prepare_point(prog.replace("after", amps=a))
+        compiler.flush()
         back = compiler.prepare_point(prog.replace("after", amps=0.05))
         # evicted from memory, found in the store: loaded, not synthesised
         assert back.loaded == ("after",) and back.synthesised == ()
