@@ -19,6 +19,7 @@ import physflow as pf
 
 from .boxes import LABELS
 from .checks import check_range
+from .spectrogram import SpecAxes
 
 
 class TrainSampleConfig(pf.Config):
@@ -52,7 +53,9 @@ def to_image_fractions(box: np.ndarray, extent: tuple[float, ...]) -> tuple[np.n
 
 
 @pf.stage(
-    version="1", outputs=["image", "boxes", "labels"], deps=[image_extent, to_image_fractions]
+    version="1",
+    outputs=["image", "boxes", "labels"],
+    deps=[image_extent, to_image_fractions, SpecAxes],
 )
 def train_sample(cfg: TrainSampleConfig, image: Any, truth: Any, axes: Any) -> dict:
     """The model image of one frame with its truth boxes (float32 fractions) and labels

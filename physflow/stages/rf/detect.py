@@ -12,9 +12,9 @@ import physflow as pf
 from . import cfar_core as ca
 from .boxes import LABELS, make_boxes, match, nms
 from .checks import check_choice, check_range
-from .spectrogram import read_rows
+from .spectrogram import SpecAxes, read_rows
 from .timing import FrameTimer
-from .xp import BackendName, get_backend
+from .xp import BackendName, NumpyBackend, get_backend
 
 Mode = Literal["time", "freq", "both"]
 
@@ -73,6 +73,8 @@ def detect_frame(be: Any, db: np.ndarray, cfg: CfarConfig) -> tuple[np.ndarray, 
     outputs=["detections", "latency"],
     lazy=["db"],
     deps=[
+        NumpyBackend,
+        SpecAxes,
         detect_frame,
         ca.ca_cfar,
         ca.cfar_last_axis,

@@ -18,7 +18,7 @@ from . import dsp
 from .checks import check_choice, check_range
 from .iq import IQMeta, split_recording
 from .timing import FrameTimer
-from .xp import BackendName, get_backend
+from .xp import BackendName, NumpyBackend, get_backend
 
 Window = Literal["hann"]
 ImageDtype = Literal["uint8", "float16", "float32"]
@@ -101,6 +101,7 @@ def read_rows(x: Any, lo: int, hi: int) -> np.ndarray:
     outputs=["power", "axes", "latency"],
     lazy=["iq"],
     deps=[
+        NumpyBackend,
         dsp.hann,
         dsp.stft_power,
         dsp.columns_per_frame,
@@ -178,7 +179,15 @@ class NormalizeConfig(pf.Config):
     version="1",
     outputs=["db", "image", "latency"],
     lazy=["power"],
-    deps=[dsp.to_db_window, dsp.resize, dsp.area_matrix, dsp.quantize, read_rows],
+    deps=[
+        NumpyBackend,
+        dsp.to_db_window,
+        dsp.TINY_POWER,
+        dsp.resize,
+        dsp.area_matrix,
+        dsp.quantize,
+        read_rows,
+    ],
 )
 def normalize(cfg: NormalizeConfig, power: Any, *, ctx: pf.StageContext) -> dict:
     """dB relative to the reference, clipped to [-range_db, 0] (``db``, float32), and the
