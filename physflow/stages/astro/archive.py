@@ -58,7 +58,8 @@ def publish_survey(
 
 
 class SurveyConfig(pf.Config):
-    #: URL of the survey's index.json (a path or fsspec URL, e.g. faulty::file:///data/index.json).
+    #: URL of the survey's index.json (a path or fsspec URL, e.g. faulty::file:///data/index.json;
+    #: ``${VAR}`` is expanded from the environment when read, and stays out of the keys).
     index: str
     #: Content digest of index.json; empty: pinned when the config is built, from two reads that
     #: agree (the index is small).

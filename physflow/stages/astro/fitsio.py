@@ -112,7 +112,8 @@ def write_fits(cfg: WriteFitsConfig, data: np.ndarray, wcs: Any = None) -> dict[
 
 
 class ReadFitsConfig(pf.Config):
-    #: A local path or an fsspec URL (s3://..., memory://..., faulty::file://...).
+    #: A local path or an fsspec URL (s3://..., memory://..., faulty::file://...). ``${VAR}`` is
+    #: expanded from the environment when the file is read, so it stays out of the keys.
     url: str
     #: Content digest of the file's bytes (``pf.digest(bytes)``). Empty for a local file: filled
     #: from the file when the config is built. Required for remote URLs (pin it).
@@ -135,6 +136,7 @@ class ReadFitsConfig(pf.Config):
 
 def pin_digest(url: str) -> str:
     """The content digest of a local file (what ``ReadFitsConfig.digest`` pins)."""
+    url = remote.expand(url)
     if remote.is_remote(url) and not url.startswith("file://"):
         raise ValueError(
             f"ReadFitsConfig.digest is required for the remote URL {url!r}: pin the file's "
@@ -176,7 +178,8 @@ def file_digest(url: str, retries: int = 3) -> str:
 def read_fits(cfg: ReadFitsConfig) -> FitsImage:
     """The file's image HDU as a FitsImage. The node's key holds the file's content digest
     (pinned in the config), and so does every key downstream: a moved or touched file changes
-    nothing downstream, a changed byte changes everything. Bytes whose digest differs from the
+    nothing downstream (nothing at all when the URL's location is a ``${VAR}``), a changed byte
+    changes everything. Bytes whose digest differs from the
     pin are retried ``retries`` times and never parsed."""
     blob = remote.fetch_verified(cfg.url, cfg.digest, retries=cfg.retries, backoff_s=cfg.backoff_s)
     return fitsvalue.from_fits_bytes(blob, hdu=cfg.hdu, name=cfg.url)

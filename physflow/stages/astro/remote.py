@@ -17,6 +17,8 @@ fault profile is not part of any cache key).
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -44,9 +46,26 @@ def is_remote(url: str) -> bool:
     return "://" in url or "::" in url
 
 
+def expand(url: str) -> str:
+    """``url`` with ``${VAR}`` / ``$VAR`` taken from the environment. Expansion happens when a
+    file is read, never in a cache key: with the content pinned by digest, where a file lives
+    is not part of what it is (move an archive, point the variable at it, keys are unchanged)."""
+    if "$" not in url:
+        return url
+    out = os.path.expandvars(url)
+    if "$" in out:
+        missing = re.findall(r"\$\{?(\w+)", out)
+        raise ValueError(
+            f"{url!r}: environment variable {', '.join(missing)} is not set; set it to the "
+            "location of the files"
+        )
+    return out
+
+
 def open_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
     import fsspec
 
+    url = expand(url)
     if "faulty" in url:
         faulty_filesystem_class()
     return fsspec.core.url_to_fs(url, **(storage_options or {}))
@@ -65,6 +84,7 @@ def fetch_verified(
     error, a digest mismatch (when ``digest`` is pinned) or a ``validate`` failure (a
     ``ValueError``: e.g. a FITS file that ends early). Raises :class:`FetchError` listing every
     attempt; never returns bytes that failed a check. ``log`` collects one line per failure."""
+    url = expand(url)
     fs, path = open_fs(url)
     failures: list[str] = [] if log is None else log
     start = len(failures)

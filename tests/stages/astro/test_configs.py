@@ -97,6 +97,7 @@ def test_too_small_cutouts_for_the_annulus_fail_with_the_fix(store):
     assert "size >= 39" in res.errors["photometry"]
 
 
+@pytest.mark.slow
 def test_processes_store_the_serial_bytes(tmp_path):
     p = pf.load_spec(SPEC, overrides={"simulate.n_stars": 4, "simulate.nx": 256})
     serial = p.run(store=pf.Store(tmp_path / "serial")).raise_on_failure()

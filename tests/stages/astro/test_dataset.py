@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,24 @@ def test_epoch_two_is_served_from_the_store_under_faults(tmp_path, survey_dir):
 
     _, third = prepare_cutouts(SPEC, **args)
     assert third.hit_rate == 1.0 and third.remote_reads == 0 and third.repaired_shards == 0
+
+
+def test_a_moved_survey_behind_a_variable_is_still_all_hits(tmp_path, survey_dir, monkeypatch):
+    """The survey's location comes from the environment: moving the archive changes no key, so
+    every shard is reused and nothing is read from the archive."""
+    here = tmp_path / "here"
+    shutil.copytree(survey_dir, here)
+    monkeypatch.setenv("ASTRO_SURVEY", str(here))
+    args = {"store": pf.Store(tmp_path / "store"), "samples": 32, "shard_size": 8,
+            "overrides": {"survey.index": "${ASTRO_SURVEY}/index.json"}}  # fmt: skip
+    _, first = prepare_cutouts(SPEC, **args)
+    assert first.computed == 32 and first.remote_reads > 0
+    there = tmp_path / "there"
+    shutil.move(here, there)
+    monkeypatch.setenv("ASTRO_SURVEY", str(there))
+    _, again = prepare_cutouts(SPEC, **args)
+    assert again.store_hits == 32 and again.computed == 0
+    assert again.remote_reads == 2  # only the two reads that pin the index when loading
 
 
 def test_a_survey_image_altered_for_good_is_never_used(tmp_path, survey_dir):

@@ -181,3 +181,24 @@ def test_without_a_pin_truncation_is_still_caught_by_the_fits_structure(remote_f
     log: list[str] = []
     got = fetch_verified(f"faulty::memory://{path}", retries=20, validate=from_fits_bytes, log=log)
     assert got == blob and any("2880" in line or "truncated" in line for line in log)
+
+
+def test_a_location_from_the_environment_stays_out_of_every_key(tmp_path, store, monkeypatch):
+    """With the content pinned, ``${VAR}`` in a URL is expanded only to read the file: moving
+    the file and pointing the variable at the new place keeps even the reading node a hit."""
+    first_dir, second_dir = tmp_path / "one", tmp_path / "two"
+    first_dir.mkdir()
+    (first_dir / "field.fits").write_bytes(field_bytes(4))
+    monkeypatch.setenv("ASTRO_TEST_DATA", str(first_dir))
+    first = file_pipeline("${ASTRO_TEST_DATA}/field.fits").run(store=store).raise_on_failure()
+    shutil.move(first_dir, second_dir)
+    monkeypatch.setenv("ASTRO_TEST_DATA", str(second_dir))
+    moved = file_pipeline("${ASTRO_TEST_DATA}/field.fits").run(store=store).raise_on_failure()
+    assert moved.misses == [] and keys(moved) == keys(first)
+    # a changed file under the same variable is still caught by the pin
+    (second_dir / "field.fits").write_bytes(field_bytes(5))
+    changed = file_pipeline("${ASTRO_TEST_DATA}/field.fits").run(store=store).raise_on_failure()
+    assert sorted(changed.misses) == ["cutouts", "image", "phot"]
+    monkeypatch.delenv("ASTRO_TEST_DATA")
+    with pytest.raises(ValueError, match="ASTRO_TEST_DATA is not set"):
+        ReadFitsConfig(url="${ASTRO_TEST_DATA}/field.fits")
