@@ -39,6 +39,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "ml":  # the ML data package (physflow/ml): imported on first use
+        return importlib.import_module("physflow.ml")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'physflow' has no attribute {name!r}")
@@ -48,7 +50,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted([*globals(), *_LAZY, "ml"])
 
 
 __all__ = [

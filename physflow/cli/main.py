@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     stages.add_argument("prefix", nargs="?", default="", help="only names starting with this")
     stages.add_argument("--json", action="store_true")
 
+    from ..ml import commands as dataset_commands  # physflow dataset ... (physflow/ml/commands.py)
+
+    dataset_commands.add_parser(sub)
+
     schema = sub.add_parser("manifest-schema", help="print the manifest JSON Schema")
     schema.add_argument("--kind", choices=("run", "scan"), default="run")
     schema.add_argument("-o", "--output", default=None)
@@ -106,6 +110,7 @@ _COMMANDS = {
     "cache": ("cache", "cmd_cache"),
     "stages": ("stages", "cmd_stages"),
     "manifest-schema": ("stages", "cmd_manifest_schema"),
+    "dataset": ("stages", "cmd_dataset"),
 }
 
 

@@ -73,6 +73,13 @@ def cmd_stages(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dataset(args: argparse.Namespace) -> int:
+    """``physflow dataset generate | info | ls`` (implemented in physflow/ml/commands.py)."""
+    from ..ml.commands import run
+
+    return run(args)
+
+
 def cmd_manifest_schema(args: argparse.Namespace) -> int:
     import json
 

@@ -20,7 +20,7 @@ from .spec_types import LoadedSpec
 from .spec_yaml import Path_, SpecError, _Document, _got, _split_msgspec_error, type_name
 from .stage import Stage
 
-TOP_LEVEL_KEYS = ("name", "seed", "description", "stages", "scan")
+TOP_LEVEL_KEYS = ("name", "seed", "description", "stages", "scan", "dataset")
 NODE_KEYS = ("stage", "config", "inputs")
 
 
@@ -105,7 +105,7 @@ class _Builder:
         except PipelineError as exc:
             raise self.doc.error(str(exc), ("stages",)) from None
         scan = parse_scan(self.doc, data["scan"], pipeline, resolved) if "scan" in data else None
-        return LoadedSpec(pipeline, scan, data, self.doc.file)
+        return LoadedSpec(pipeline, scan, data, self.doc.file, self.doc)
 
     # overrides: merged into the raw data so they are validated like the file itself
 

@@ -75,3 +75,6 @@ class LoadedSpec:
     scan: ScanSpec | None
     data: dict[str, Any]
     file: str
+    #: The parsed document: ``doc.error(message, path, at=...)`` raises positioned SpecErrors.
+    #: physflow.ml parses the optional ``dataset:`` section (``data["dataset"]``) with it.
+    doc: Any = None

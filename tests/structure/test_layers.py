@@ -70,6 +70,10 @@ def _imports(name: str, path: Path, type_only: bool) -> set[str]:
     tree = ast.parse(path.read_text())
     is_package = path.name == "__init__.py"
     skip = set() if type_only else _type_only_nodes(tree)
+    if name == "physflow":  # the root's lazy re-exports (inside __getattr__) are not imports
+        skip |= {
+            id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) for n in ast.walk(f)
+        }
     found: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in skip:

@@ -1,0 +1,242 @@
+"""The one place where physflow.ml touches physflow internals (everything not in ``physflow``).
+
+The kernel is being restructured (issue 11): when modules move, only the imports in this file
+need repointing. Every function here is small and says which internal it wraps; the rest of
+``physflow.ml`` calls these and the public API (``import physflow as pf``) only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+# -- internals used (keep this list in sync with the report / docs/ml.md) ------------------------
+from ..artifacts.codecs import read_array as _read_array
+from ..artifacts.store import default_store_path, open_store
+from ..core.records import ActionRecord, OutputEntry
+from ..core.refs import SINGLE_OUTPUT
+from ..manifests.environment import capture_environment
+from ..manifests.schema import Environment
+from ..pipeline.rng import GLOBAL_STATE_LOCK, spawn_key
+from ..pipeline.spec import load_spec_full, parse_set_option
+from ..pipeline.task import _MUTABLE, _global_state, _read_only, _restore_state, _same_state
+from ..pipeline.task import split_outputs as _split_outputs
+
+__all__ = [
+    "SINGLE_OUTPUT",
+    "Environment",
+    "array_path",
+    "capture_environment",
+    "default_store_path",
+    "get_shard",
+    "lazy_array",
+    "list_files",
+    "load_array",
+    "load_spec_full",
+    "open_store",
+    "parse_set_option",
+    "put_array",
+    "put_shard",
+    "read_file",
+    "stage_caller",
+    "touch_records",
+    "write_file",
+]
+
+#: Stage name recorded in the action record of a dataset shard.
+SHARD_STAGE = "physflow.ml:shard"
+
+
+# -- stage execution (mirrors pipeline.execute.call_stage, without a Task per call) ------------- -
+
+_warned: set[str] = set()
+_spawn_keys: dict[str, tuple[int, ...]] = {}
+
+
+def node_rng(seed: int, node_id: str) -> np.random.Generator:
+    """The generator the runner gives node ``node_id`` of a pipeline with seed ``seed``
+    (``pipeline.rng.node_generator``), with the node's spawn key computed once."""
+    key = _spawn_keys.get(node_id)
+    if key is None:
+        key = _spawn_keys[node_id] = spawn_key(node_id)
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+
+
+def stage_caller(stage: Any, node_id: str) -> Callable[[Any, dict[str, Any], int], dict]:
+    """``call(config, inputs, seed) -> {output: value}`` for one node, as the runner calls it:
+    inputs read-only, ``rng`` derived from (seed, node id), numpy's global state restored (with
+    a warning) if the stage changed it. Stages that ask for ``ctx`` are not supported here."""
+    func = stage.func
+    has_config = stage.config_type is not None
+    uses_rng = stage.uses_rng
+
+    def call(config: Any, inputs: dict[str, Any], seed: int) -> dict:
+        kwargs = {k: _shared(v) for k, v in inputs.items()}
+        if uses_rng:
+            kwargs["rng"] = node_rng(seed, node_id)
+        args = (config,) if has_config else ()
+        with GLOBAL_STATE_LOCK:
+            before = _global_state()
+        try:
+            result = func(*args, **kwargs)
+        finally:
+            with GLOBAL_STATE_LOCK:
+                changed = not _same_state(before, _global_state())
+                if changed:
+                    _restore_state(before)
+            if changed and stage.name not in _warned:
+                _warned.add(stage.name)
+                import warnings
+
+                warnings.warn(
+                    f"stage {stage.name} (node '{node_id}') changed numpy's global random "
+                    "state; physflow restored it. Use the keyword-only 'rng' parameter.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return _split_outputs(stage, result)
+
+    return call
+
+
+def _shared(value: Any) -> Any:
+    """A value as consumers receive it from the runner (arrays read-only, no copy)."""
+    shared = _read_only(value)
+    if shared is _MUTABLE:  # the runner would hand over a private copy from the store
+        import copy
+
+        return copy.deepcopy(value)
+    return shared
+
+
+# -- objects and shard records --------------------------------------------------------------------
+
+
+def put_array(store: Any, array: np.ndarray, compress: bool = False) -> str:
+    """Store ``array`` as a zarr v3 array object (never inline); returns its digest."""
+    return store.put_array_object(np.asarray(array), compress)
+
+
+def load_array(store: Any, d: str) -> np.ndarray:
+    """Object ``d`` as a numpy array, every chunk verified (``CorruptObjectError`` otherwise)."""
+    return _read_array(store.array_reader(d))
+
+
+def lazy_array(store: Any, d: str) -> Any:
+    """Object ``d`` as a dask array whose chunks are verified when computed."""
+    return _read_array(store.array_reader(d), lazy=True)
+
+
+def array_path(store: Any, d: str) -> str:
+    """Where object ``d`` lives (for peers that open it with zarr directly)."""
+    return str(store.object_path(d))
+
+
+def put_shard(
+    store: Any,
+    key: str,
+    identity: str,
+    arrays: dict[str, tuple[str, np.ndarray]],
+    duration_s: float,
+    label: str,
+) -> None:
+    """Record a shard in the action cache: ``arrays`` maps name -> (digest, array) of objects
+    already stored (record-last, so gc and verify see which objects the shard uses)."""
+    outputs = {
+        name: OutputEntry(
+            digest=d,
+            tree=["o", "array", d],
+            objects=(d,),
+            type_name="numpy.ndarray",
+            dtype=a.dtype.str,
+            shape=tuple(a.shape),
+            nbytes=int(a.nbytes),
+        )
+        for name, (d, a) in arrays.items()
+    }
+    import time
+
+    record = ActionRecord(
+        key=key,
+        stage=SHARD_STAGE,
+        fingerprint=identity,
+        outputs=outputs,
+        created=time.time(),
+        duration_s=duration_s,
+        node_id=label,
+    )
+    store.put_action(record)
+
+
+def get_shard(store: Any, key: str) -> dict[str, tuple[str, str, tuple[int, ...], int]] | None:
+    """name -> (digest, dtype, shape, nbytes) of a recorded shard whose objects all exist."""
+    record = store.get_action(key)
+    if record is None or record.stage != SHARD_STAGE:
+        return None
+    if not all(store.has_object(e.digest) for e in record.outputs.values()):
+        return None
+    return {
+        name: (e.digest, e.dtype or "", tuple(e.shape or ()), e.nbytes)
+        for name, e in record.outputs.items()
+    }
+
+
+def touch_records(store: Any, keys: Iterable[str]) -> None:
+    """Mark shard records as used now (gc evicts least-recently-used records first)."""
+    for key in keys:
+        store.actions.touch(key)
+
+
+def object_bytes(store: Any, d: str) -> int:
+    """Bytes on disk of object ``d`` (sum of its files), 0 for non-local stores."""
+    import os
+
+    if not store.is_local:
+        return 0
+    total = 0
+    for root, _dirs, files in os.walk(store.object_path(d)):
+        for name in files:
+            total += os.path.getsize(os.path.join(root, name))
+    return total
+
+
+# -- plain files in the store (dataset cards) -----------------------------------------------------
+
+_lock = threading.Lock()
+
+
+def write_file(store: Any, rel: str, data: bytes) -> None:
+    """Atomically write ``rel`` (relative to the store root)."""
+    store.backend.makedirs("tmp")
+    store.backend.write_atomic(rel, data)
+
+
+def read_file(store: Any, rel: str) -> bytes:
+    """Bytes of ``rel``; FileNotFoundError when absent."""
+    return store.backend.read(rel)
+
+
+def list_files(store: Any, rel: str) -> list[str]:
+    return sorted(store.backend.listdir(rel))
+
+
+def store_location(store: Any) -> str:
+    return str(store.location)
+
+
+# -- dask -----------------------------------------------------------------------------------------
+
+
+def local_dask_client(workers: int | None) -> Any:
+    """A ``distributed.Client`` on a new LocalCluster of processes (env kept clean)."""
+    from distributed import Client, LocalCluster
+
+    from ..executors.dask import start_local_cluster
+
+    cluster = start_local_cluster(
+        LocalCluster, n_workers=workers or 2, threads_per_worker=1, processes=True
+    )
+    return Client(cluster)

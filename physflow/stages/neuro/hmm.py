@@ -1,0 +1,139 @@
+"""Chunked forward filter and backward smoother of a discrete HMM (numpy kernels).
+
+Numerics. Probabilities are normalised at every step; the emission ``exp(ll - max(ll))`` is
+formed per row, so no row overflows and the largest factor is 1. When a step's mass still
+underflows (a very surprising observation under a sharply peaked prediction), that step is
+redone in log space from the exact log-likelihood, so the result equals the log-space
+recursion. The log marginal likelihood is accumulated as ``sum(log c_t + max(ll_t))``.
+
+Conventions (T time bins, S states, A row-stochastic, ``A[i, j] = P(x_{t+1}=j | x_t=i)``):
+
+- forward: ``f_t = normalise(pred_t * lik_t)``, ``pred_{t+1} = f_t @ A``; the carry between
+  chunks is ``pred`` at the chunk's first bin (with ``pred_0`` the initial distribution).
+- backward (two-filter form): ``beta_{T-1} = 1``, ``beta_t = A @ (lik_{t+1} * beta_{t+1})``,
+  posterior ``g_t = normalise(f_t * beta_t)``. The carry from a later chunk is the message
+  ``m_a = normalise(lik_a * beta_a)`` at its first bin ``a``; ``beta`` never depends on ``f``,
+  so a stored causal posterior can be used as is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class PosteriorUnderflowError(FloatingPointError):
+    """No state has non-zero probability even in log space (an impossible observation)."""
+
+
+def floor_of(dtype: np.dtype) -> float:
+    """Below this mass a normalisation loses precision: redo the step in log space."""
+    info = np.finfo(dtype)
+    return float(info.tiny / info.eps)
+
+
+def emission_scale(ll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``lik = exp(ll - max)`` per row and the row maxima (impossible rows are an error)."""
+    m = ll.max(axis=1)
+    bad = ~np.isfinite(m)
+    if bad.any():
+        t = int(np.flatnonzero(bad)[0])
+        raise PosteriorUnderflowError(
+            f"log-likelihood row {t} of the chunk has no finite entry (max {m[t]}): every "
+            "position is impossible or the likelihood is NaN; check the likelihood stage inputs"
+        )
+    return np.exp(ll - m[:, None]), m
+
+
+def _log_normalise(logp: np.ndarray, out: np.ndarray, where: str) -> float:
+    """``out = normalise(exp(logp))``; returns ``log(sum(exp(logp)))``."""
+    top = logp.max()
+    if not np.isfinite(top):
+        raise PosteriorUnderflowError(
+            f"{where}: every state has zero probability even in log space; the transition "
+            "matrix and the likelihood are incompatible (widen transition.step_std_cm)"
+        )
+    np.exp(logp - top, out=out)
+    total = out.sum()
+    out *= 1.0 / total
+    return float(math.log(total) + top)
+
+
+def forward_numpy(
+    ll: np.ndarray,
+    A: np.ndarray,
+    pred: np.ndarray,
+    dtype: str = "float64",
+    keep: bool = True,
+    t0: int = 0,
+) -> tuple[np.ndarray | None, np.ndarray, float]:
+    """Filter one chunk: (filtered (C, S) or None, pred for the next bin, log evidence)."""
+    dt = np.dtype(dtype)
+    ll = np.asarray(ll, dtype=dt)
+    A = np.asarray(A, dtype=dt)
+    lik, lmax = emission_scale(ll)
+    out = np.empty_like(lik) if keep else np.empty((1, lik.shape[1]), dtype=dt)
+    pred = np.array(pred, dtype=dt)
+    floor = floor_of(dt)
+    logz = 0.0
+    with np.errstate(divide="ignore", under="ignore"):
+        for t in range(lik.shape[0]):
+            f = out[t] if keep else out[0]
+            np.multiply(pred, lik[t], out=f)
+            c = f.sum()
+            if floor < c < np.inf:
+                f *= 1.0 / c
+                logz += math.log(c)
+            else:
+                logz += _log_normalise(np.log(pred) + (ll[t] - lmax[t]), f, f"time bin {t0 + t}")
+            np.dot(f, A, out=pred)
+    logz += float(lmax.sum(dtype=np.float64))
+    return (out if keep else None), pred, logz
+
+
+def backward_numpy(
+    ll: np.ndarray,
+    A: np.ndarray,
+    filtered: np.ndarray,
+    msg: np.ndarray | None,
+    dtype: str = "float64",
+    t0: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth one chunk given the message from the next chunk (None: the record ends here).
+
+    Returns the smoothed posterior (C, S) and the message at the chunk's first bin."""
+    dt = np.dtype(dtype)
+    ll = np.asarray(ll, dtype=dt)
+    A = np.asarray(A, dtype=dt)
+    lik, lmax = emission_scale(ll)
+    n, s = lik.shape
+    beta = np.ones(s, dtype=dt) if msg is None else A @ np.asarray(msg, dtype=dt)
+    beta *= 1.0 / beta.sum()
+    post = np.empty((n, s), dtype=dt)
+    m = np.empty(s, dtype=dt)
+    floor = floor_of(dt)
+    with np.errstate(divide="ignore", under="ignore"):
+        for t in range(n - 1, -1, -1):
+            g = post[t]
+            np.multiply(filtered[t], beta, out=g)
+            c = g.sum()
+            if floor < c < np.inf:
+                g *= 1.0 / c
+            else:
+                _log_normalise(np.log(filtered[t]) + np.log(beta), g, f"time bin {t0 + t}")
+            np.multiply(lik[t], beta, out=m)
+            c = m.sum()
+            if floor < c < np.inf:
+                m *= 1.0 / c
+            else:
+                _log_normalise(np.log(beta) + (ll[t] - lmax[t]), m, f"time bin {t0 + t}")
+            if t:
+                np.dot(A, m, out=beta)
+                beta *= 1.0 / beta.sum()
+    return post, m
+
+
+def chunk_bounds(n_time: int, chunk: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(n_time)`` in chunks of ``chunk`` bins."""
+    return [(a, min(a + chunk, n_time)) for a in range(0, n_time, chunk)]

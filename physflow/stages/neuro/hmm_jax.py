@@ -1,0 +1,165 @@
+"""The same forward/backward kernels as :mod:`.hmm`, compiled with ``jax.lax.scan``.
+
+jax is imported on first use. A chunk is processed in blocks of ``BLOCK`` bins by one jitted
+scan whose shape never changes (the last block is padded and masked), so there is one
+compilation per (number of states, precision) whatever the chunk size or record length. Every
+block is moved to the device, waited for (``block_until_ready``), copied back into the chunk's
+numpy result and its device buffers are deleted, so device memory holds about one block.
+``precision: float64`` runs under ``jax.enable_x64(True)`` (a context: the process-wide jax
+setting is left alone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .hmm import emission_scale, floor_of
+
+#: Bins per jitted scan call (dispatch costs ~1% at this size; compile once per S and dtype).
+BLOCK = 512
+
+_BUILT: dict[str, Any] = {}
+
+
+def _kernels() -> dict[str, Any]:
+    """The jitted scans, built on first use (tracing needs jax, so this is lazy)."""
+    if not _BUILT:
+        _BUILT.update(build_kernels())
+    return _BUILT
+
+
+def build_kernels() -> dict[str, Any]:
+    """jit-compiled forward and backward block scans (the recursions of :mod:`.hmm`); rows at
+    index >= ``n`` are padding and leave the carry unchanged."""
+    import jax
+    import jax.numpy as jnp
+
+    def lognorm(logp):
+        top = logp.max()
+        p = jnp.exp(logp - top)
+        total = p.sum()
+        return p / total, jnp.log(total) + top
+
+    def norm_or_log(p, logp_fn, floor):
+        c = p.sum()
+        ok = (c > floor) & (c < jnp.inf)
+        return jax.lax.cond(ok, lambda: (p / c, jnp.log(c)), lambda: lognorm(logp_fn()))
+
+    def forward(ll, lik, A, pred0, n, floor):
+        def step(pred, row):
+            ll_t, lik_t, t = row
+            f, logc = norm_or_log(pred * lik_t, lambda: jnp.log(pred) + ll_t, floor)
+            live = t < n
+            return jnp.where(live, f @ A, pred), (f, jnp.where(live, logc, 0.0))
+
+        rows = (ll, lik, jnp.arange(ll.shape[0]))
+        pred, (out, logcs) = jax.lax.scan(step, pred0, rows)
+        return out, pred, logcs
+
+    def backward(ll, lik, filtered, A, beta0, n, floor):
+        def step(carry, row):
+            beta, msg = carry
+            ll_t, lik_t, f_t, t = row
+            g, _ = norm_or_log(f_t * beta, lambda: jnp.log(f_t) + jnp.log(beta), floor)
+            m, _ = norm_or_log(lik_t * beta, lambda: jnp.log(beta) + ll_t, floor)
+            nxt = A @ m
+            live = t < n
+            return (jnp.where(live, nxt / nxt.sum(), beta), jnp.where(live, m, msg)), g
+
+        rows = (ll, lik, filtered, jnp.arange(ll.shape[0]))
+        carry, post = jax.lax.scan(step, (beta0, beta0), rows, reverse=True)
+        return post, carry
+
+    return {"forward": jax.jit(forward), "backward": jax.jit(backward)}
+
+
+def _pad(x: np.ndarray, rows: int, value: float) -> np.ndarray:
+    if len(x) == rows:
+        return x
+    out = np.full((rows, *x.shape[1:]), value, dtype=x.dtype)
+    out[: len(x)] = x
+    return out
+
+
+def _release(*arrays: Any) -> None:
+    for a in arrays:
+        if a is not None and hasattr(a, "delete"):
+            a.delete()
+
+
+def forward_jax(
+    ll: np.ndarray,
+    A: np.ndarray,
+    pred: np.ndarray,
+    dtype: str = "float64",
+    keep: bool = True,
+    t0: int = 0,
+) -> tuple[np.ndarray | None, np.ndarray, float]:
+    """:func:`.hmm.forward_numpy` on jax (same arguments and results)."""
+    import jax
+    import jax.numpy as jnp
+
+    dt = np.dtype(dtype)
+    ll = np.asarray(ll, dtype=dt)
+    lik, lmax = emission_scale(ll)
+    shifted = ll - lmax[:, None]
+    out = np.empty_like(lik) if keep else None
+    logz = float(lmax.sum(dtype=np.float64))
+    fn = _kernels()["forward"]
+    with jax.enable_x64(dt == np.float64):
+        dA, carry = jnp.asarray(A, dtype=dt), jnp.asarray(pred, dtype=dt)
+        for a in range(0, len(ll), BLOCK):
+            n = min(BLOCK, len(ll) - a)
+            blocks = [jnp.asarray(_pad(x[a : a + n], BLOCK, 0.0)) for x in (shifted, lik)]
+            f, nxt, logcs = fn(*blocks, dA, carry, n, floor_of(dt))
+            jax.block_until_ready((f, nxt, logcs))
+            if out is not None:
+                out[a : a + n] = np.asarray(f)[:n]
+            logz += float(np.asarray(logcs, dtype=np.float64).sum())
+            _release(f, logcs, carry, *blocks)
+            carry = nxt
+        result = np.array(carry)
+        _release(carry, dA)
+    return out, result, logz
+
+
+def backward_jax(
+    ll: np.ndarray,
+    A: np.ndarray,
+    filtered: np.ndarray,
+    msg: np.ndarray | None,
+    dtype: str = "float64",
+    t0: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`.hmm.backward_numpy` on jax (same arguments and results)."""
+    import jax
+    import jax.numpy as jnp
+
+    dt = np.dtype(dtype)
+    ll = np.asarray(ll, dtype=dt)
+    lik, lmax = emission_scale(ll)
+    shifted = ll - lmax[:, None]
+    A = np.asarray(A, dtype=dt)
+    beta = np.ones(A.shape[0], dtype=dt) if msg is None else A @ np.asarray(msg, dtype=dt)
+    beta /= beta.sum()
+    post = np.empty_like(lik)
+    filtered = np.asarray(filtered, dtype=dt)
+    fn = _kernels()["backward"]
+    starts = list(range(0, len(ll), BLOCK))
+    with jax.enable_x64(dt == np.float64):
+        dA, carry = jnp.asarray(A), jnp.asarray(beta)
+        m = None
+        for a in reversed(starts):
+            n = min(BLOCK, len(ll) - a)
+            pads = ((shifted, 0.0), (lik, 1.0), (filtered, 1.0))
+            blocks = [jnp.asarray(_pad(x[a : a + n], BLOCK, v)) for x, v in pads]
+            g, (nxt, m_new) = fn(*blocks, dA, carry, n, floor_of(dt))
+            jax.block_until_ready((g, nxt, m_new))
+            post[a : a + n] = np.asarray(g)[:n]
+            _release(g, carry, m, *blocks)
+            carry, m = nxt, m_new
+        result = np.array(m)
+        _release(carry, m, dA)
+    return post, result
