@@ -115,6 +115,7 @@ KERNEL_DEPS = (
     encode_posterior,
     hmm.forward_numpy,
     hmm.backward_numpy,
+    hmm.combine,
     hmm.emission_scale,
     hmm.floor_of,
     hmm._log_normalise,

@@ -10,10 +10,11 @@ Conventions (T time bins, S states, A row-stochastic, ``A[i, j] = P(x_{t+1}=j | 
 
 - forward: ``f_t = normalise(pred_t * lik_t)``, ``pred_{t+1} = f_t @ A``; the carry between
   chunks is ``pred`` at the chunk's first bin (with ``pred_0`` the initial distribution).
-- backward (two-filter form): ``beta_{T-1} = 1``, ``beta_t = A @ (lik_{t+1} * beta_{t+1})``,
-  posterior ``g_t = normalise(f_t * beta_t)``. The carry from a later chunk is the message
-  ``m_a = normalise(lik_a * beta_a)`` at its first bin ``a``; ``beta`` never depends on ``f``,
-  so a stored causal posterior can be used as is.
+- backward (two-filter form): ``beta_{T-1} = 1``, ``beta_t = A @ m_{t+1}`` with the message
+  ``m_t = normalise(lik_t * beta_t)``; posterior ``g_t = normalise(f_t * beta_t)``. The carry
+  from a later chunk is the message at its first bin; ``beta`` never depends on ``f``, so a
+  stored causal posterior can be used as is, and only one matrix-vector product per bin is
+  sequential (the posterior rows are formed afterwards, vectorised).
 """
 
 from __future__ import annotations
@@ -92,6 +93,21 @@ def forward_numpy(
     return (out if keep else None), pred, logz
 
 
+def combine(filtered: np.ndarray, betas: np.ndarray, floor: float, t0: int = 0) -> np.ndarray:
+    """Posterior rows ``normalise(f_t * beta_t)``, vectorised over the chunk (in ``betas``'s
+    memory); a row whose mass underflows is redone in log space."""
+    with np.errstate(divide="ignore", under="ignore"):
+        sums = np.einsum("ij,ij->i", filtered, betas)
+        bad = np.flatnonzero(~((sums > floor) & (sums < np.inf)))
+        logs = [np.log(filtered[t]) + np.log(betas[t]) for t in bad]
+        post = np.multiply(filtered, betas, out=betas)
+        sums[bad] = 1.0
+        post *= (1.0 / sums)[:, None]
+        for t, logp in zip(bad, logs):
+            _log_normalise(logp, post[t], f"time bin {t0 + t}")
+    return post
+
+
 def backward_numpy(
     ll: np.ndarray,
     A: np.ndarray,
@@ -102,26 +118,21 @@ def backward_numpy(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Smooth one chunk given the message from the next chunk (None: the record ends here).
 
-    Returns the smoothed posterior (C, S) and the message at the chunk's first bin."""
+    Returns the smoothed posterior (C, S) and the message at the chunk's first bin. Only the
+    message is normalised inside the loop (``beta = A @ m`` stays O(1)); the posterior rows
+    are formed afterwards, vectorised."""
     dt = np.dtype(dtype)
     ll = np.asarray(ll, dtype=dt)
     A = np.asarray(A, dtype=dt)
     lik, lmax = emission_scale(ll)
     n, s = lik.shape
     beta = np.ones(s, dtype=dt) if msg is None else A @ np.asarray(msg, dtype=dt)
-    beta *= 1.0 / beta.sum()
-    post = np.empty((n, s), dtype=dt)
+    betas = np.empty((n, s), dtype=dt)
     m = np.empty(s, dtype=dt)
     floor = floor_of(dt)
     with np.errstate(divide="ignore", under="ignore"):
         for t in range(n - 1, -1, -1):
-            g = post[t]
-            np.multiply(filtered[t], beta, out=g)
-            c = g.sum()
-            if floor < c < np.inf:
-                g *= 1.0 / c
-            else:
-                _log_normalise(np.log(filtered[t]) + np.log(beta), g, f"time bin {t0 + t}")
+            betas[t] = beta
             np.multiply(lik[t], beta, out=m)
             c = m.sum()
             if floor < c < np.inf:
@@ -130,8 +141,7 @@ def backward_numpy(
                 _log_normalise(np.log(beta) + (ll[t] - lmax[t]), m, f"time bin {t0 + t}")
             if t:
                 np.dot(A, m, out=beta)
-                beta *= 1.0 / beta.sum()
-    return post, m
+    return combine(np.asarray(filtered, dtype=dt), betas, floor, t0), m
 
 
 def chunk_bounds(n_time: int, chunk: int) -> list[tuple[int, int]]:

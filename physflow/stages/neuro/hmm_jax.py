@@ -61,15 +61,24 @@ def build_kernels() -> dict[str, Any]:
     def backward(ll, lik, filtered, A, beta0, n, floor):
         def step(carry, row):
             beta, msg = carry
-            ll_t, lik_t, f_t, t = row
-            g, _ = norm_or_log(f_t * beta, lambda: jnp.log(f_t) + jnp.log(beta), floor)
+            ll_t, lik_t, t = row
             m, _ = norm_or_log(lik_t * beta, lambda: jnp.log(beta) + ll_t, floor)
-            nxt = A @ m
             live = t < n
-            return (jnp.where(live, nxt / nxt.sum(), beta), jnp.where(live, m, msg)), g
+            return (jnp.where(live, A @ m, beta), jnp.where(live, m, msg)), beta
 
-        rows = (ll, lik, filtered, jnp.arange(ll.shape[0]))
-        carry, post = jax.lax.scan(step, (beta0, beta0), rows, reverse=True)
+        rows = (ll, lik, jnp.arange(ll.shape[0]))
+        carry, betas = jax.lax.scan(step, (beta0, beta0), rows, reverse=True)
+        # posterior rows, vectorised: normalise(f * beta), or in log space where that underflows
+        g = filtered * betas
+        sums = g.sum(axis=1, keepdims=True)
+        ok = (sums > floor) & (sums < jnp.inf)
+
+        def with_log_rows():
+            logg = jnp.log(filtered) + jnp.log(betas)
+            e = jnp.exp(logg - logg.max(axis=1, keepdims=True))
+            return jnp.where(ok, g / jnp.where(ok, sums, 1.0), e / e.sum(axis=1, keepdims=True))
+
+        post = jax.lax.cond(ok.all(), lambda: g / sums, with_log_rows)
         return post, carry
 
     return {"forward": jax.jit(forward), "backward": jax.jit(backward)}
@@ -111,14 +120,14 @@ def forward_jax(
     with jax.enable_x64(dt == np.float64):
         dA, carry = jnp.asarray(A, dtype=dt), jnp.asarray(pred, dtype=dt)
         for a in range(0, len(ll), BLOCK):
-            n = min(BLOCK, len(ll) - a)
-            blocks = [jnp.asarray(_pad(x[a : a + n], BLOCK, 0.0)) for x in (shifted, lik)]
+            n = min(BLOCK, len(ll) - a)  # numpy blocks go straight to jit's fast device_put
+            blocks = [_pad(x[a : a + n], BLOCK, 0.0) for x in (shifted, lik)]
             f, nxt, logcs = fn(*blocks, dA, carry, n, floor_of(dt))
             jax.block_until_ready((f, nxt, logcs))
             if out is not None:
                 out[a : a + n] = np.asarray(f)[:n]
             logz += float(np.asarray(logcs, dtype=np.float64).sum())
-            _release(f, logcs, carry, *blocks)
+            _release(f, logcs, carry)
             carry = nxt
         result = np.array(carry)
         _release(carry, dA)
@@ -143,7 +152,6 @@ def backward_jax(
     shifted = ll - lmax[:, None]
     A = np.asarray(A, dtype=dt)
     beta = np.ones(A.shape[0], dtype=dt) if msg is None else A @ np.asarray(msg, dtype=dt)
-    beta /= beta.sum()
     post = np.empty_like(lik)
     filtered = np.asarray(filtered, dtype=dt)
     fn = _kernels()["backward"]
@@ -154,11 +162,11 @@ def backward_jax(
         for a in reversed(starts):
             n = min(BLOCK, len(ll) - a)
             pads = ((shifted, 0.0), (lik, 1.0), (filtered, 1.0))
-            blocks = [jnp.asarray(_pad(x[a : a + n], BLOCK, v)) for x, v in pads]
+            blocks = [_pad(x[a : a + n], BLOCK, v) for x, v in pads]
             g, (nxt, m_new) = fn(*blocks, dA, carry, n, floor_of(dt))
             jax.block_until_ready((g, nxt, m_new))
             post[a : a + n] = np.asarray(g)[:n]
-            _release(g, carry, m, *blocks)
+            _release(g, carry, m)
             carry, m = nxt, m_new
         result = np.array(m)
         _release(carry, m, dA)

@@ -31,7 +31,13 @@ def paths(path: str | Path) -> tuple[Path, Path]:
 
 
 def iso_from_us(us: int) -> str:
-    return (EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        when = EPOCH + timedelta(microseconds=us)
+    except OverflowError:
+        raise RecordingFormatError(
+            f"start_time_us {us} is not a date SigMF's core:datetime can hold (years 1-9999)"
+        ) from None
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def us_from_iso(text: str, where: str) -> int:

@@ -74,6 +74,15 @@ def test_background_persistence_stores_what_the_point_synthesised(tmp_path, fres
     assert fresh_crest.stats()["optimisations"] == 0  # the chain has no optimised segment
 
 
+def test_frequency_change_before_a_continue_chain(tmp_path):
+    with awg.Compiler(store=tmp_path / "s") as compiler:
+        compiler.prepare_point(chain_program(1e6))
+        point = compiler.prepare_point(chain_program(1.5e6))
+    chain = {"go", "back", "c1", "c2", "c3"}  # the moves, and the phases they hand on
+    assert set(point.synthesised) == chain == set(point.changed_segments)
+    assert not point.layout_changed
+
+
 def test_segment_count_change_is_the_slow_path(tmp_path):
     prog = chain_program()
     with awg.Compiler(store=tmp_path / "s") as compiler:

@@ -69,6 +69,22 @@ def test_underflowing_steps_are_redone_in_log_space(backend):
     assert logz == pytest.approx(want_logz, rel=1e-14)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_posterior_rows_whose_product_underflows(backend):
+    """f_0 = [1, 1e-300] and beta_0 = [1e-300, 1]: every product f * beta is ~1e-300, below the
+    normalisation floor, so the row is formed in log space; the answer is [1/2, 1/2]."""
+    A = np.array([[1.0 - 1e-16, 1e-300], [1e-300, 1.0 - 1e-16]])
+    A /= A.sum(axis=1, keepdims=True)
+    p0 = np.array([0.5, 0.5])
+    ll = np.array([[0.0, -300 * np.log(10.0)], [-1000.0, 0.0]])
+    want_f, want_s, want_logz = brute_force(p0, A, ll)
+    np.testing.assert_allclose(want_s[0], [0.5, 0.5], rtol=1e-12)
+    f, s, logz = run_chunked(backend, p0, A, ll, 2)
+    np.testing.assert_allclose(f, want_f, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(s, want_s, rtol=0, atol=1e-12)
+    assert logz == pytest.approx(want_logz, rel=1e-13)
+
+
 def test_impossible_observation_is_a_clear_error():
     A = np.full((3, 3), 1 / 3)
     ll = np.zeros((4, 3))

@@ -20,6 +20,7 @@ samples_st = arrays(np.complex64, st.integers(1, 300))  # any bits: NaNs, infs, 
 fs_st = st.floats(1.0, 1e10, allow_nan=False)
 fc_st = st.floats(-1e10, 1e10, allow_nan=False)
 time_st = st.integers(0, 2**62)
+LAST_ISO_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 FAST = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -140,7 +141,7 @@ def test_iq01_wrong_frame_size(tmp_path):
 
 
 @FAST
-@given(samples=samples_st, fs=fs_st, fc=fc_st, start=time_st)
+@given(samples=samples_st, fs=fs_st, fc=fc_st, start=st.integers(0, LAST_ISO_US))
 def test_sigmf_round_trip_bit_exact(tmp_path, samples, fs, fc, start):
     iq = IQ(samples=samples, sample_rate_hz=fs, center_freq_hz=fc, start_time_us=start)
     meta_path, data_path = sigmf.write(tmp_path / "rec", iq)
@@ -151,6 +152,12 @@ def test_sigmf_round_trip_bit_exact(tmp_path, samples, fs, fc, start):
         back = sigmf.read(tmp_path / "rec.sigmf-data", mmap=mmap)
         assert same_bits(np.asarray(back.samples), samples)
         assert (back.sample_rate_hz, back.center_freq_hz, back.start_time_us) == (fs, fc, start)
+
+
+def test_sigmf_start_time_beyond_iso_dates_is_an_error(tmp_path):
+    iq = IQ(samples=np.zeros(4, np.complex64), sample_rate_hz=1.0, start_time_us=LAST_ISO_US + 1)
+    with pytest.raises(RecordingFormatError, match=r"core:datetime can hold \(years 1-9999\)"):
+        sigmf.write(tmp_path / "late", iq)
 
 
 def test_sigmf_annotations_carry_boxes(tmp_path):
