@@ -15,15 +15,15 @@ import numpy as np
 
 # -- internals used (keep this list in sync with the report / docs/ml.md) ------------------------
 from ..artifacts.codecs import read_array as _read_array
+from ..artifacts.records import ActionRecord, OutputEntry
 from ..artifacts.store import default_store_path, open_store
-from ..core.records import ActionRecord, OutputEntry
-from ..core.refs import SINGLE_OUTPUT
 from ..manifests.environment import capture_environment
 from ..manifests.schema import Environment
+from ..pipeline.execute import _MUTABLE, _global_state, _read_only, _restore_state, _same_state
+from ..pipeline.execute import split_outputs as _split_outputs
 from ..pipeline.rng import GLOBAL_STATE_LOCK, spawn_key
 from ..pipeline.spec import load_spec_full, parse_set_option
-from ..pipeline.task import _MUTABLE, _global_state, _read_only, _restore_state, _same_state
-from ..pipeline.task import split_outputs as _split_outputs
+from ..pipeline.stage import SINGLE_OUTPUT
 
 __all__ = [
     "SINGLE_OUTPUT",
@@ -187,7 +187,7 @@ def get_shard(store: Any, key: str) -> dict[str, tuple[str, str, tuple[int, ...]
 def touch_records(store: Any, keys: Iterable[str]) -> None:
     """Mark shard records as used now (gc evicts least-recently-used records first)."""
     for key in keys:
-        store.actions.touch(key)
+        store.touch_action(key)
 
 
 def object_bytes(store: Any, d: str) -> int:
@@ -234,7 +234,7 @@ def local_dask_client(workers: int | None) -> Any:
     """A ``distributed.Client`` on a new LocalCluster of processes (env kept clean)."""
     from distributed import Client, LocalCluster
 
-    from ..executors.dask import start_local_cluster
+    from ..pipeline.dask_executor import start_local_cluster
 
     cluster = start_local_cluster(
         LocalCluster, n_workers=workers or 2, threads_per_worker=1, processes=True
