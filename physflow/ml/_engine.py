@@ -14,16 +14,17 @@ from typing import Any
 import numpy as np
 
 # -- internals used (keep this list in sync with the report / docs/ml.md) ------------------------
+from ..artifacts.arrays import default_chunks, write_chunked, zarr_supports
 from ..artifacts.codecs import read_array as _read_array
-from ..artifacts.records import ActionRecord, OutputEntry
 from ..artifacts.store import default_store_path, open_store
+from ..core.records import ActionRecord, OutputEntry
+from ..core.refs import SINGLE_OUTPUT
 from ..manifests.environment import capture_environment
 from ..manifests.schema import Environment
-from ..pipeline.execute import _MUTABLE, _global_state, _read_only, _restore_state, _same_state
-from ..pipeline.execute import split_outputs as _split_outputs
 from ..pipeline.rng import GLOBAL_STATE_LOCK, spawn_key
 from ..pipeline.spec import load_spec_full, parse_set_option
-from ..pipeline.stage import SINGLE_OUTPUT
+from ..pipeline.task import _MUTABLE, _global_state, _read_only, _restore_state, _same_state
+from ..pipeline.task import split_outputs as _split_outputs
 
 __all__ = [
     "SINGLE_OUTPUT",
@@ -115,9 +116,26 @@ def _shared(value: Any) -> Any:
 # -- objects and shard records --------------------------------------------------------------------
 
 
+#: Shard arrays are chunked along the sample axis in pieces of at most this many bytes: a
+#: reader verifies each chunk with single-threaded blake3, which stays safe in DataLoader
+#: workers forked from a process that hashed large buffers (blake3's thread pool does not
+#: survive fork; see docs/ml.md), and a single sample can be read without its whole shard.
+CHUNK_BYTES = 512 << 10
+
+
 def put_array(store: Any, array: np.ndarray, compress: bool = False) -> str:
-    """Store ``array`` as a zarr v3 array object (never inline); returns its digest."""
-    return store.put_array_object(np.asarray(array), compress)
+    """Store ``array`` as a zarr v3 array object (never inline), chunked along axis 0 into
+    pieces of about ``CHUNK_BYTES``; returns its digest (= ``pf.digest(array)``)."""
+    array = np.ascontiguousarray(array) if np.ndim(array) else np.asarray(array)
+    if compress or array.nbytes <= CHUNK_BYTES or not zarr_supports(array.dtype):
+        return store.put_array_object(array, compress)
+    chunks = default_chunks(array.shape, array.dtype.itemsize, target=CHUNK_BYTES)
+
+    def write(sink: Any) -> str:
+        d, _meta = write_chunked(sink, "", array, compress=False, chunks=chunks)
+        return d
+
+    return store.write_object(write)
 
 
 def load_array(store: Any, d: str) -> np.ndarray:
@@ -187,7 +205,7 @@ def get_shard(store: Any, key: str) -> dict[str, tuple[str, str, tuple[int, ...]
 def touch_records(store: Any, keys: Iterable[str]) -> None:
     """Mark shard records as used now (gc evicts least-recently-used records first)."""
     for key in keys:
-        store.touch_action(key)
+        store.actions.touch(key)
 
 
 def object_bytes(store: Any, d: str) -> int:
@@ -234,7 +252,7 @@ def local_dask_client(workers: int | None) -> Any:
     """A ``distributed.Client`` on a new LocalCluster of processes (env kept clean)."""
     from distributed import Client, LocalCluster
 
-    from ..pipeline.dask_executor import start_local_cluster
+    from ..executors.dask import start_local_cluster
 
     cluster = start_local_cluster(
         LocalCluster, n_workers=workers or 2, threads_per_worker=1, processes=True

@@ -31,6 +31,9 @@ def add_parser(sub: Any) -> None:
     gen.add_argument("--executor", default="serial", help="serial, threads, processes or dask")
     gen.add_argument("--workers", type=int, default=None, help="worker count")
     gen.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.FIELD=VALUE")
+    gen.add_argument(
+        "--verify", action="store_true", help="re-read cached shards; recompute corrupt ones"
+    )
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     _store_option(gen)
     info = actions.add_parser("info", help="a dataset's card: fields, splits, shards")
@@ -96,6 +99,7 @@ def _generate(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=False if args.quiet else (True if sys.stderr.isatty() else "plain"),
         overrides=overrides or None,
+        verify=args.verify,
     )
     g = ds.card.generation
     print(

@@ -118,8 +118,11 @@ def generate(
     compress: bool | None = None,
     progress: Any = None,
     overrides: dict[str, Any] | None = None,
+    verify: bool = False,
 ) -> Any:
-    """Generate (or complete, or grow) a dataset and return it; see docs/ml.md."""
+    """Generate (or complete, or grow) a dataset and return it; see docs/ml.md.
+
+    ``verify=True`` re-reads the shards found in the store and recomputes corrupt ones."""
     pipeline, spec = resolve(
         source,
         overrides,
@@ -136,7 +139,7 @@ def generate(
     assert spec.samples is not None and spec.seed is not None
     program = Program(pipeline, spec, spec.seed)
     ident = shards.identity(pipeline, program, spec, spec.seed)
-    job = shards.Job(pipeline, spec, spec.seed, ident, store, spec.compress)
+    job = shards.Job(pipeline, spec, spec.seed, ident, store, spec.compress, verify)
     todo = shards.ranges(spec.samples, spec.shard_size)
     t0 = time.perf_counter()
     bar = progress_mod.make(progress, spec.samples, len(todo))

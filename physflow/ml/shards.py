@@ -42,6 +42,9 @@ class Job:
     identity: str
     store: Any
     compress: bool = False
+    #: Re-read (digest-check) shards found in the cache; a corrupt one is quarantined and
+    #: computed again.
+    verify: bool = False
 
 
 @dataclass
@@ -110,6 +113,16 @@ def load_arrays(store: Any, digests: dict[str, str]) -> dict[str, np.ndarray]:
     return {name: _engine.load_array(store, d) for name, d in digests.items()}
 
 
+def _intact(store: Any, digests: dict[str, str]) -> bool:
+    """Read every array of a shard; quarantine (and report) a corrupt one."""
+    try:
+        load_arrays(store, digests)
+    except pf.CorruptObjectError as exc:
+        store.quarantine(exc.digest or "")
+        return False
+    return True
+
+
 def build_shard(
     job: Job, start: int, stop: int, on_sample: Callable[[], None] | None = None
 ) -> ShardResult:
@@ -121,7 +134,8 @@ def build_shard(
     found = _engine.get_shard(store, key)
     if found is not None:
         digests = {name: entry[0] for name, entry in found.items()}
-        return _result(job, start, stop, key, digests, found, reused=True, t0=t0)
+        if not job.verify or _intact(store, digests):
+            return _result(job, start, stop, key, digests, found, reused=True, t0=t0)
     samples: list[dict[str, np.ndarray]] = []
     params: list[dict[str, Any]] = []
     extended, keep = False, 0

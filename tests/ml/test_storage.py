@@ -153,11 +153,14 @@ def test_corrupt_shard_raises_and_is_recomputed_after_verify(tmp_path, capsys):
         list(fresh.torch(shuffle=True).loader(num_workers=0))
     assert len(fresh.verify()) == 1
     assert main(["dataset", "verify", "mltest", "--store", str(store_dir)]) == 1
-    assert not pf.Store(store_dir).verify().ok  # quarantines the object, drops the record
-    again = pf.ml.generate(pipeline(), samples=20, shard_size=8, outputs=OUTPUTS,
+    plain = pf.ml.generate(pipeline(), samples=20, shard_size=8, outputs=OUTPUTS,
                            store=store_dir, **ARGS)  # fmt: skip
-    assert again.card.generation.computed_samples == 8
+    assert plain.card.generation.computed_samples == 0  # not re-read: still corrupt
+    again = pf.ml.generate(pipeline(), samples=20, shard_size=8, outputs=OUTPUTS,
+                           store=store_dir, verify=True, **ARGS)  # fmt: skip
+    assert again.card.generation.computed_samples == 8  # quarantined and recomputed
     assert again[9]["x"].tobytes() == expected.tobytes()
+    assert again.verify() == [] and pf.Store(store_dir).verify(quarantine=False).ok
     capsys.readouterr()
 
 
