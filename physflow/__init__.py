@@ -1,7 +1,7 @@
 """physflow: physics simulations as DAGs of cached, typed, reproducible stages.
 
-The names below are the public API (see docs/api.md). Submodules with heavy dependencies are
-imported only when first used, so ``import physflow`` stays fast.
+The names below are the public API (docs/architecture.md lists them). Submodules with heavy
+dependencies are imported only when first used, so ``import physflow`` stays fast.
 """
 
 from __future__ import annotations

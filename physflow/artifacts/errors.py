@@ -21,6 +21,10 @@ class CorruptObjectError(StoreError):
         return (type(self), (str(self), self.digest))
 
 
+class StoreLocationError(StoreError):
+    """A path or URL cannot be used as a store (empty, not a store, from a newer physflow)."""
+
+
 class MissingObjectError(StoreError):
     """A record or manifest references an object that is no longer in the store."""
 

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from ..core.framing import HASH_FORMAT
 from .backend import tmp_name
-from .errors import StoreError
+from .errors import StoreError, StoreLocationError
 from .records_sqlite import DB_NAME
 
 if TYPE_CHECKING:
@@ -23,6 +24,23 @@ if TYPE_CHECKING:
 STAMP_NAME = "store.json"
 STORE_FORMAT = 1
 LAYOUTS = ("sqlite", "files")
+#: What a physflow store's root may hold; a directory holding anything else is not adopted.
+KNOWN_ENTRIES = frozenset(
+    {
+        STAMP_NAME,
+        DB_NAME,
+        f"{DB_NAME}-wal",
+        f"{DB_NAME}-shm",
+        "objects",
+        "actions",
+        "plans",
+        "manifests",
+        "tmp",
+        "quarantine",
+        "datasets",
+        "claims",
+    }
+)
 
 
 def resolve_layout(store: Store, wanted: str | None) -> str:
@@ -38,17 +56,8 @@ def resolve_layout(store: Store, wanted: str | None) -> str:
     except FileNotFoundError:
         raw = None
     if raw is not None:
-        try:
-            stamp = msgspec.json.decode(raw)
-            found = stamp["actions"]
-            if found not in LAYOUTS:
-                raise ValueError(found)
-        except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
-            raise StoreError(
-                f"{store.location}/{STAMP_NAME} is not a valid store stamp ({exc!r}); it "
-                'should read {"format": 1, "actions": "sqlite"} or "files": restore it'
-            ) from None
-        return _check_layout(store, found, wanted)
+        return _check_layout(store, _read_stamp(store, raw), wanted)
+    _check_adoptable(store)
     if not store._local:
         layout = "files"
     elif os.path.exists(f"{store.root}/{DB_NAME}"):
@@ -58,6 +67,46 @@ def resolve_layout(store: Store, wanted: str | None) -> str:
     else:
         layout = wanted or "sqlite"
     return _check_layout(store, _write_stamp(store, layout), wanted)
+
+
+def _read_stamp(store: Store, raw: bytes) -> str:
+    """The layout a stamp names; a stamp from a newer digest encoding is refused (its keys
+    would never match ours: every lookup would miss and every result be stored twice)."""
+    try:
+        stamp = msgspec.json.decode(raw)
+        found = stamp["actions"]
+        hash_format = stamp.get("hash_format", 1)
+        if found not in LAYOUTS or not isinstance(hash_format, int):
+            raise ValueError(found)
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StoreError(
+            f"{store.location}/{STAMP_NAME} is not a valid store stamp ({exc!r}); it "
+            'should read {"format": 1, "actions": "sqlite"} or "files": restore it'
+        ) from None
+    if hash_format > HASH_FORMAT:
+        raise StoreLocationError(
+            f"the store at {store.location} was written with digest format {hash_format}; "
+            f"this physflow uses format {HASH_FORMAT}. Upgrade physflow to use that store."
+        )
+    return found
+
+
+def _check_adoptable(store: Store) -> None:
+    """A directory becomes a store only on purpose: an empty or new one, or a store made
+    before stamps existed (nothing but store entries in it). Anything else is refused before a
+    single file is written, so no user file is ever touched."""
+    try:
+        entries = store.backend.listdir("")
+    except (NotADirectoryError, FileNotFoundError):
+        entries = []
+    unknown = sorted(e for e in entries if e not in KNOWN_ENTRIES)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise StoreLocationError(
+            f"{store.location} is not a physflow store (no {STAMP_NAME}) and is not empty (it "
+            f"holds {shown}); physflow will not turn it into one. Pass an empty or new "
+            "directory (e.g. ./.physflow) or the path of an existing store."
+        )
 
 
 def _check_layout(store: Store, found: str, wanted: str | None) -> str:
@@ -83,7 +132,8 @@ def _check_layout(store: Store, found: str, wanted: str | None) -> str:
 
 def _write_stamp(store: Store, layout: str) -> str:
     """Publish the stamp unless one appeared meanwhile; returns the stamp that won."""
-    data = msgspec.json.encode({"format": STORE_FORMAT, "actions": layout})
+    stamp = {"format": STORE_FORMAT, "actions": layout, "hash_format": HASH_FORMAT}
+    data = msgspec.json.encode(stamp)
     if not store._local:
         store.backend.makedirs("tmp")
         store.backend.write_atomic(STAMP_NAME, data)
@@ -96,7 +146,7 @@ def _write_stamp(store: Store, layout: str) -> str:
             fh.write(data)
         os.link(tmp, f"{store.root}/{STAMP_NAME}")
     except FileExistsError:
-        return msgspec.json.decode(store.backend.read(STAMP_NAME))["actions"]
+        return _read_stamp(store, store.backend.read(STAMP_NAME))
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -34,7 +34,7 @@ from . import arrays
 from .action_cache import ActionCache
 from .arrays import c_order as _c_order
 from .backend import FsspecBackend, LocalBackend, Sink, tmp_name
-from .errors import MissingObjectError
+from .errors import MissingObjectError, StoreLocationError
 from .inline import UnsupportedValueError
 from .layout import LAYOUTS, resolve_layout
 from .record_store import FileRecords, RecordStore
@@ -78,6 +78,11 @@ class Store:
         actions: str | None = None,
     ) -> None:
         location = path if path is not None else default_store_path()
+        if not str(location).strip():
+            raise StoreLocationError(
+                "the store path is empty; give a directory (e.g. --store ./.physflow) or unset "
+                "it to use $PHYSFLOW_STORE or ./.physflow"
+            )
         if actions is not None and actions not in LAYOUTS:
             raise ValueError(
                 f"Store(actions={actions!r}): expected one of {LAYOUTS} (or None for the "

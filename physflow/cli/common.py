@@ -37,7 +37,9 @@ def _load(spec: str, sets: Sequence[str]) -> Any:
 def _store_path(arg: str | None) -> str:
     from ..artifacts.store import default_store_path
 
-    return arg or default_store_path()
+    if arg is not None and not arg.strip():
+        raise UsageError("--store is empty; give a directory (e.g. --store ./.physflow)")
+    return default_store_path() if arg is None else arg
 
 
 def parse_size(text: str) -> int:

@@ -153,10 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _handle(exc: Exception) -> int:
+    from ..artifacts.errors import StoreLocationError
     from ..manifests.reader import ManifestError
     from ..pipeline.graph import PipelineError
 
-    if isinstance(exc, PipelineError | ManifestError):  # includes SpecError
+    if isinstance(exc, PipelineError | ManifestError | StoreLocationError):  # incl. SpecError
         _err(str(exc))
         return EXIT_USAGE
     if isinstance(exc, ValueError) and "executor" in str(exc):

@@ -2,7 +2,7 @@
 
 Source is normalised through the AST (comments, formatting, docstrings and decorators do not
 count); helpers a stage calls are *not* discovered automatically, so stages list them in
-``deps=[...]`` or bump ``version`` when they change (documented in docs/caching.md).
+``deps=[...]`` or bump ``version`` when they change (docs/architecture.md, "What is in a key").
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import blake3
 import msgspec
 
-from ..core.framing import DIGEST_PREFIX
+from ..core.framing import frame, frame_text, merkle
 from ..core.hashing import digest
 from ..core.keys import key_prefix
 from .rng import seed_token
@@ -92,38 +92,53 @@ def plan_pipeline(
     return nodes
 
 
+PLAN_KIND = "physflow.plan.v3"
+
+
+def _stage_token(stage: Stage) -> bytes:
+    units = getattr(stage, "units", None)
+    return (
+        frame_text(stage.name)
+        + frame_text(stage.version)
+        + frame_text(repr(stage.outputs))
+        + (frame_text(repr(units)))
+    )
+
+
 def plan_digest(nodes: list[PlanNode]) -> str:
     """Digest of everything that decides a plan's keys and its manifest's node records.
 
     Per node, in plan order: uid, node id, stage name/version/outputs/units, the key prefix
     (fingerprint + config digest), the seed token, and the wiring of its inputs. Two plans with
     the same digest have the same keys for the same store contents, so a plan record (see
-    :mod:`physflow.artifacts.plans`) of one replays the other. Each node's share is also left on
-    it as ``node.token``: a node with the same token and key as in an earlier run gets the same
-    manifest record. Every text part is length-prefixed, so no two plans share an encoding.
+    :mod:`physflow.artifacts.action_cache`) of one replays the other. Each node's share is also
+    left on it as ``node.token``: a node with the same token and key as in an earlier run gets
+    the same manifest record. Every part is framed by :func:`physflow.core.framing.frame`.
     """
-    stage_tokens: dict[int, str] = {}
-    tokens = [b"physflow.plan.v2"]
+    stage_tokens: dict[int, bytes] = {}
+    tokens: list[bytes] = []
     append = tokens.append
     for node in nodes:
         stage = node.stage
         stage_token = stage_tokens.get(id(stage))
         if stage_token is None:
-            texts = (stage.name, stage.version, repr(stage.outputs))
-            texts += (repr(getattr(stage, "units", None)),)
-            stage_token = stage_tokens[id(stage)] = "".join(f"{len(t)}:{t}" for t in texts)
-        uid, node_id, seed = node.uid, node.node_id, node.seed_token or ""
-        prefix = node.key_prefix.hex()
+            stage_token = stage_tokens[id(stage)] = _stage_token(stage)
         inputs = node.inputs
-        text = (
-            f"{len(uid)}:{uid}{len(node_id)}:{node_id}{stage_token}"
-            f"{len(prefix)}:{prefix}{len(seed)}:{seed}{len(inputs)}"
-        )
+        parts = [
+            frame_text(node.uid),
+            frame_text(node.node_id),
+            stage_token,
+            frame(node.key_prefix),
+            frame_text(node.seed_token or ""),
+            len(inputs).to_bytes(8, "little"),
+        ]
         for name, ref in sorted(inputs.items()) if len(inputs) > 1 else inputs.items():
             out = ref.output
-            text += f"{len(name)}:{name}{len(ref.uid)}:{ref.uid}" + (
-                f"{len(out)}:{out}" if out is not None else "-"
+            parts += (
+                frame_text(name),
+                frame_text(ref.uid),
+                frame_text("-" if out is None else out),
             )
-        node.token = token = blake3.blake3(text.encode()).digest()
+        node.token = token = blake3.blake3(b"".join(parts)).digest()
         append(token)
-    return DIGEST_PREFIX + blake3.blake3(b"".join(tokens)).hexdigest()
+    return merkle(PLAN_KIND, *tokens)

@@ -65,10 +65,6 @@ class Stage:
     def output_names(self) -> tuple[str, ...]:
         return self.outputs if self.outputs is not None else (SINGLE_OUTPUT,)
 
-    @property
-    def import_path(self) -> str:
-        return self.name
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly (stages stay testable as plain functions)."""
         return self.func(*args, **kwargs)

@@ -64,6 +64,8 @@ GOLDEN = {
 }
 GOLDEN_KEY = "b3:f61c766cc86424066dff771abdfb75a33464dd86e76de35f17d64cbd0687b659"
 GOLDEN_KEY_NO_RNG = "b3:b97b86c6621411a64938c089ec7d378587e2809ba7dd7aa44267d04dc23f0a6b"
+#: plan records are a cache of the action cache: this digest moved to the one framing (v3)
+GOLDEN_PLAN = "b3:ad0bbfac9e68751ea1ac8cedbdbcaadfc2ac3e07297dcc32ffd9a68610fad3b5"
 GOLDEN_OUTPUTS = "b3:61ae4511d05554c622f207868e5b0154ee563b83d48534aa83970de369d1445a"
 
 
@@ -90,3 +92,33 @@ def test_cache_key_is_pinned():
 def test_combined_outputs_digest_is_pinned():
     digests = {"y": "b3:" + "5" * 64, "x": "b3:" + "6" * 64}
     assert combined_outputs_digest(digests) == GOLDEN_OUTPUTS
+
+
+def _golden_plan():
+    """Two plan nodes of a fixed stage (fingerprint pinned, so no source text is involved)."""
+    from physflow.pipeline.plan import InputRef, PlanNode
+    from physflow.pipeline.stage import InputSpec, Stage
+
+    def func(x=None, *, rng=None):  # never called
+        return x
+
+    stage = Stage(
+        func=func,
+        name="golden:stage",
+        version="1",
+        config_type=None,
+        inputs=(InputSpec("x", False),),
+        outputs=None,
+        uses_rng=True,
+        uses_ctx=False,
+        fingerprint="b3:" + "7" * 64,
+    )
+    a = PlanNode("a", "a", stage, None, pf.digest(None), {}, seed=5)
+    b = PlanNode("b", "b", stage, None, pf.digest(None), {"x": InputRef("a", None)}, seed=5)
+    return [a, b]
+
+
+def test_plan_digest_is_pinned():
+    from physflow.pipeline.plan import plan_digest
+
+    assert plan_digest(_golden_plan()) == GOLDEN_PLAN
