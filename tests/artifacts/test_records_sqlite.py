@@ -54,7 +54,7 @@ def _stamp(root) -> dict:
 def test_new_local_store_uses_sqlite_and_stamps_it(tmp_path):
     store = pf.Store(tmp_path / "s")
     assert store.actions_layout == "sqlite"
-    assert _stamp(store.root) == {"format": 1, "actions": "sqlite"}
+    assert _stamp(store.root) == {"format": 1, "actions": "sqlite", "hash_format": 1}
     assert (store.root / "actions.sqlite").is_file() and not (store.root / "actions").exists()
     store.put_action(_record(store, 1))
     _check(pf.Store(tmp_path / "s"), 1)  # another opener agrees

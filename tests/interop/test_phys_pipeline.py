@@ -42,7 +42,7 @@ def test_array_configs_do_not_collide_and_hits_misses_are_right(tmp_path):
 
     filt = pf.from_phys_pipeline(s.FilterStage(s.FilterConfig(taps=a)))
     p = build(filt)
-    first = p.run(store=tmp_path)
+    first = p.run(store=tmp_path / "store")
     assert first.ok, first.tracebacks
     assert sorted(first.misses) == ["filt", "gain", "out", "src"]
     ramp = np.arange(10_000, dtype=float)
@@ -50,11 +50,11 @@ def test_array_configs_do_not_collide_and_hits_misses_are_right(tmp_path):
     assert first["gain.metrics"] == {"gain_db": pytest.approx(20 * np.log10(3.0))}
     assert (s.executions("gain"), s.executions("filter")) == (1, 1)
 
-    again = p.run(store=tmp_path)
+    again = p.run(store=tmp_path / "store")
     assert sorted(again.hits) == ["filt", "gain", "out", "src"]
     assert (s.executions("gain"), s.executions("filter")) == (1, 1)
 
-    other = p.with_values({"filt.taps": b}).run(store=tmp_path)
+    other = p.with_values({"filt.taps": b}).run(store=tmp_path / "store")
     assert sorted(other.hits) == ["gain", "src"] and sorted(other.misses) == ["filt", "out"]
     assert other["out"] == pytest.approx(float(np.dot(b, 3.0 * ramp)))
     assert other.manifest.node("filt").config_digest != first.manifest.node("filt").config_digest
@@ -62,7 +62,7 @@ def test_array_configs_do_not_collide_and_hits_misses_are_right(tmp_path):
 
     # a second wrapper around an equal instance shares the cached work
     same = build(pf.from_phys_pipeline(s.FilterStage(s.FilterConfig(taps=a.copy()))))
-    assert sorted(same.run(store=tmp_path).hits) == ["filt", "gain", "out", "src"]
+    assert sorted(same.run(store=tmp_path / "store").hits) == ["filt", "gain", "out", "src"]
 
 
 def test_scalar_override_and_state_round_trip(tmp_path):
@@ -70,7 +70,7 @@ def test_scalar_override_and_state_round_trip(tmp_path):
     p = build(pf.from_phys_pipeline(s.FilterStage(s.FilterConfig(taps=a))))
     changed = p.with_values({"gain.gain": 5})  # int from YAML/CLI converted to float
     assert changed.nodes["gain"].config.gain == 5.0
-    result = changed.run(store=tmp_path, executor="threads", workers=2)
+    result = changed.run(store=tmp_path / "store", executor="threads", workers=2)
     assert result.ok, result.tracebacks
     state = result["gain.state"]
     assert isinstance(state, StoredState)
@@ -123,7 +123,7 @@ def test_processes_executor_with_an_importable_stage(tmp_path):
     p = pf.Pipeline("pp", seed=0)
     p.add("src", s.ramp)
     p.add("gain", s.gain, state="src")
-    result = p.run(store=tmp_path, executor="processes", workers=1)
+    result = p.run(store=tmp_path / "store", executor="processes", workers=1)
     assert result.ok, result.tracebacks
     np.testing.assert_array_equal(result["gain.state"].payload, 3.0 * np.arange(10_000.0))
     assert s.executions("gain") == 1  # counted through the file, from the worker process
