@@ -147,6 +147,11 @@ class Executor:
     def submit(self, task: Job) -> None:
         raise NotImplementedError
 
+    def drain(self) -> list[TaskOutcome]:
+        """Outcomes of jobs that already finished, without waiting (used after Ctrl-C, so
+        finished work is recorded as finished)."""
+        return []
+
     def wait(self) -> list[TaskOutcome]:
         """Block until at least one submitted task has finished; return all finished ones."""
         raise NotImplementedError

@@ -277,6 +277,10 @@ class DaskExecutor(Executor):
             tb = "".join(traceback.format_exception(exc))
         return TaskOutcome(uid=task.uid, record=None, error=error, traceback=tb)
 
+    def drain(self) -> list[TaskOutcome]:
+        done = [f for f in getattr(self, "_futures", {}) if f.status == "finished"]
+        return [self._outcome(f, self._futures.pop(f)) for f in done]
+
     def shutdown(self, cancel: bool = False) -> None:
         if cancel and self._futures and self.client is not None:
             self.client.cancel(list(self._futures))

@@ -13,12 +13,19 @@ from .base import Executor, Job, Slots, TaskOutcome, default_capacity
 
 
 class SerialExecutor(Executor):
+    """Runs a job at once in the calling thread, one at a time: each outcome is handed back
+    before the next job starts, so progress is reported node by node and a failure with
+    ``fail_fast`` stops the run before anything else starts."""
+
     name = "serial"
     in_memory = True
 
     def start(self, store: Store, memory: dict[str, Any] | None) -> None:
         super().start(store, memory)
         self._done: deque[TaskOutcome] = deque()
+
+    def can_submit(self, task: Job) -> bool:
+        return not self._done
 
     def submit(self, task: Job) -> None:
         self._done.append(task(self.store, self.memory, True))
@@ -27,6 +34,8 @@ class SerialExecutor(Executor):
         done = list(self._done)
         self._done.clear()
         return done
+
+    drain = wait
 
 
 class ThreadExecutor(Executor):
@@ -62,6 +71,15 @@ class ThreadExecutor(Executor):
         for future in done:
             self._slots.give(self._futures.pop(future))
             out.append(future.result())
+        return out
+
+    def drain(self) -> list[TaskOutcome]:
+        done = [f for f in self._futures if f.done() and not f.cancelled()]
+        out = []
+        for future in done:
+            self._slots.give(self._futures.pop(future))
+            if future.exception() is None:
+                out.append(future.result())
         return out
 
     def shutdown(self, cancel: bool = False) -> None:

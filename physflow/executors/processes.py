@@ -230,6 +230,19 @@ class ProcessExecutor(Executor):
             retry_errors=deaths,
         )
 
+    def drain(self) -> list[TaskOutcome]:
+        out = []
+        for worker in [w for w in self._pool if w.task is not None]:
+            try:
+                ready = worker.conn.poll()
+            except OSError:
+                continue
+            if ready:
+                outcome = self._collect(worker)
+                if outcome is not None:
+                    out.append(outcome)
+        return out
+
     def shutdown(self, cancel: bool = False) -> None:
         for worker in self._pool:
             if cancel and worker.task is not None:

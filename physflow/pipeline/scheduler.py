@@ -113,6 +113,7 @@ class Scheduler:
                 self._loop()
         except KeyboardInterrupt:
             interrupted = True
+            self._record_finished()
             self.executor.shutdown(cancel=True)
         except BaseException:
             self.executor.shutdown(cancel=True)
@@ -123,6 +124,15 @@ class Scheduler:
             if state.status == "pending":
                 state.status = "cancelled"
         return self._outcome(self.states, interrupted, self.memory)
+
+    def _record_finished(self) -> None:
+        """After Ctrl-C: work that finished is recorded as finished (its record is already
+        stored), not reported as cancelled; nothing new is started."""
+        self.stop = True
+        with contextlib.suppress(Exception):  # best effort: the run is being torn down
+            for outcome in self.executor.drain():
+                if outcome.uid in self.running:
+                    self._handle(outcome)
 
     def _outcome(self, states: dict[str, NodeState], interrupted: bool, memory: dict) -> RunOutcome:
         return RunOutcome(
