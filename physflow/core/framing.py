@@ -29,6 +29,17 @@ def frame_text(text: str) -> bytes:
     return frame(text.encode())
 
 
+def frame_texts(*texts: str) -> bytes:
+    """Several texts, each framed, in one call (the hot path of plan digests)."""
+    parts: list[bytes] = []
+    append = parts.append
+    for text in texts:
+        data = text.encode()
+        append(len(data).to_bytes(8, "little"))
+        append(data)
+    return b"".join(parts)
+
+
 def merkle(kind: str, *parts: str | bytes) -> str:
     """``"b3:" + hex`` of blake3 over the framed ``kind`` and ``parts`` (str as UTF-8)."""
     chunks = [frame(kind.encode())]

@@ -185,6 +185,29 @@ def _default_dict(buf: bytearray, value: collections.defaultdict, feeder: Feeder
     _dict(buf, value, feeder)
 
 
+#: The exact bytes _float/_int/_str/_bool/_none write, inlined for Struct fields (configs are
+#: digested on every planning pass; tests/core/test_golden_digests.py pins the result).
+_SCALAR_FAST = {float, int, str, bool, type(None)}
+
+
+def _scalar_bytes(buf: bytearray, value: Any) -> None:
+    t = type(value)
+    if t is float:
+        buf += b"f"
+        buf += _NAN_BITS if value != value else struct.pack("<d", value)
+    elif t is int and -(1 << 63) <= value < (1 << 63):
+        buf += b"i"
+        buf += struct.pack("<q", value)
+    elif t is str:
+        put_bytes(buf, b"s", value.encode("utf-8", "surrogatepass"))
+    elif t is bool:
+        buf += b"T" if value else b"F"
+    elif value is None:
+        buf += b"N"
+    else:
+        _int(buf, value, None)  # type: ignore[arg-type]  # a big int
+
+
 @register_digest_rule(msgspec.Struct)
 def _struct(buf: bytearray, value: msgspec.Struct, feeder: Feeder) -> None:
     cls = type(value)
@@ -195,8 +218,12 @@ def _struct(buf: bytearray, value: msgspec.Struct, feeder: Feeder) -> None:
     try:
         for name in fields:
             put_bytes(buf, b"k", name.encode())
+            item = getattr(value, name)
+            if type(item) in _SCALAR_FAST:
+                _scalar_bytes(buf, item)
+                continue
             try:
-                feeder.feed(getattr(value, name))
+                feeder.feed(item)
             except UnhashableValueError as exc:
                 raise exc.at(f".{name}") from None
     finally:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import blake3
 import msgspec
 
-from ..core.framing import frame, frame_text, merkle
+from ..core.framing import frame, frame_texts, merkle
 from ..core.hashing import digest
 from ..core.keys import key_prefix
 from .rng import seed_token
@@ -96,13 +96,8 @@ PLAN_KIND = "physflow.plan.v3"
 
 
 def _stage_token(stage: Stage) -> bytes:
-    units = getattr(stage, "units", None)
-    return (
-        frame_text(stage.name)
-        + frame_text(stage.version)
-        + frame_text(repr(stage.outputs))
-        + (frame_text(repr(units)))
-    )
+    units = repr(getattr(stage, "units", None))
+    return frame_texts(stage.name, stage.version, repr(stage.outputs), units)
 
 
 def plan_digest(nodes: list[PlanNode]) -> str:
@@ -124,21 +119,12 @@ def plan_digest(nodes: list[PlanNode]) -> str:
         if stage_token is None:
             stage_token = stage_tokens[id(stage)] = _stage_token(stage)
         inputs = node.inputs
-        parts = [
-            frame_text(node.uid),
-            frame_text(node.node_id),
-            stage_token,
-            frame(node.key_prefix),
-            frame_text(node.seed_token or ""),
-            len(inputs).to_bytes(8, "little"),
-        ]
+        wiring = [len(inputs).to_bytes(8, "little")]
         for name, ref in sorted(inputs.items()) if len(inputs) > 1 else inputs.items():
-            out = ref.output
-            parts += (
-                frame_text(name),
-                frame_text(ref.uid),
-                frame_text("-" if out is None else out),
-            )
-        node.token = token = blake3.blake3(b"".join(parts)).digest()
+            out = "-" if ref.output is None else ref.output  # output names are identifiers
+            wiring.append(frame_texts(name, ref.uid, out))
+        head = frame_texts(node.uid, node.node_id)
+        tail = frame(node.key_prefix) + frame_texts(node.seed_token or "")
+        node.token = token = blake3.blake3(head + stage_token + tail + b"".join(wiring)).digest()
         append(token)
     return merkle(PLAN_KIND, *tokens)
