@@ -157,7 +157,7 @@ def test_numpy_batches_match_torch_order(ds):
     assert len(list(ds.iter_batches(BATCH, drop_last=True))) == N // BATCH
 
 
-@pytest.mark.parametrize("context", [None, "forkserver"])
+@pytest.mark.parametrize("context", [None, pytest.param("forkserver", marks=pytest.mark.slow)])
 def test_persistent_workers_follow_set_epoch_and_resume(ds, context):
     """Workers that outlive an epoch see set_epoch / load_state_dict (shared order state)."""
     references = [global_order(ds, 0, 1, epoch=e)[0] for e in (0, 1)]
