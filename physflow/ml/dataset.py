@@ -153,7 +153,7 @@ class Dataset:
                     f"dataset '{self.card.name}' was not generated from a spec file; pass the "
                     "pipeline: ds.sample_pipeline(i, pipeline)"
                 )
-            from .generation import load_dataset_spec
+            from .spec import load_dataset_spec
 
             pipeline, _ = load_dataset_spec(self.card.spec_path)
         return pipeline.with_values(self.params(i), seed=self.run_seed(i))
