@@ -47,7 +47,8 @@ class Dataset:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_cache"] = OrderedDict()
+        state["_cache"] = OrderedDict()  # decoded shards and members are rebuilt on demand
+        state["_members"] = None
         return state
 
     # -- basics ----------------------------------------------------------------------------------
