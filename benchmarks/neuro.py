@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,13 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
+# One BLAS thread (set before numpy loads; children inherit it): a recursion makes one small
+# matrix-vector product per bin, where thread hand-offs cost more than they save (measured on
+# this shared 2-core machine: S=1000 numpy kernels 300 us/step with 1 thread, 720 with 2).
+BLAS_THREADS = os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", BLAS_THREADS)
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,6 +67,15 @@ _RUN_CHILD = textwrap.dedent(
 
     store, spec, values = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     p = pf.load_spec(spec).with_values(values)
+    warmup = 0.0
+    if values["filter.backend"] == "jax":  # compile once, outside the timed run (like the peer)
+        import numpy as np
+        s, dt = values["encode.n_bins"], values["filter.precision"]
+        t0 = time.perf_counter()
+        A, ll = np.full((s, s), 1.0 / s), np.zeros((2, s))
+        f, _, _ = hmm_jax.forward_jax(ll, A, A[0], dt, keep=True)
+        hmm_jax.backward_jax(ll, A, f, None, dt)
+        warmup = time.perf_counter() - t0
     base = status("VmRSS")
     t0 = time.perf_counter()
     res = p.run(store=store).raise_on_failure()
@@ -69,7 +85,7 @@ _RUN_CHILD = textwrap.dedent(
     again = p.run(store=store)
     warm = time.perf_counter() - t0
     print(json.dumps({
-        "baseline": base, "peak": peak, "cold_s": cold, "warm_s": warm,
+        "baseline": base, "peak": peak, "cold_s": cold, "warm_s": warm, "jit_warmup_s": warmup,
         "misses": res.misses, "warm_misses": again.misses, "manifest": str(res.manifest_path),
         "stage_s": {r.id: r.duration_s for r in res.manifest.nodes if r.status == "miss"},
     }))
@@ -244,6 +260,7 @@ def bench_variants(store: Path, sizes: tuple[int, int, int], variants: list[str]
             "cold_s": r["cold_s"],
             "warm_s": r["warm_s"],
             "warm_all_hits": r["warm_misses"] == [],
+            "jit_warmup_s": r["jit_warmup_s"],
             "executed": r["misses"],
             "baseline_rss_mib": r["baseline"] / MiB,
             "rss_over_baseline_mib": grown,
@@ -276,8 +293,9 @@ def bench_peers(manifest: str, work: Path, sizes: tuple[int, int, int], floor_n:
     return peers
 
 
-def bench_case(work: Path, sizes: tuple[int, int, int], variants: list[str], floor_n: int) -> dict:
-    n_time, n_bins, chunk = sizes
+def bench_case(work: Path, case: tuple[int, int, int, int], variants: list[str]) -> dict:
+    n_time, n_bins, chunk, floor_n = case
+    sizes = (n_time, n_bins, chunk)
     store = work / f"store-{n_time}-{n_bins}"
     result: dict = {"n_time": n_time, "n_bins": n_bins, "chunk": chunk}
     result["physflow"] = bench_variants(store, sizes, variants)
@@ -337,15 +355,16 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
     variants = args.variants.split(",")
+    # (T, S, chunk, bins timed for the numpy-loop floor)
     if args.quick:
-        cases, floor_n = [(100_000, 200, 10_000), (20_000, 1000, 2_000)], 20_000
+        cases = [(100_000, 200, 10_000, 20_000), (20_000, 1000, 2_000, 5_000)]
     else:
-        cases, floor_n = [(2_000_000, 200, 25_000), (200_000, 1000, 5_000)], 100_000
-    results: dict = {"quick": args.quick, "cases": []}
+        cases = [(2_000_000, 200, 25_000, 100_000), (200_000, 1000, 5_000, 20_000)]
+    results: dict = {"quick": args.quick, "openblas_num_threads": BLAS_THREADS, "cases": []}
     work = Path(tempfile.mkdtemp(prefix="pf-neuro-", dir=SCRATCH_DIR))
     try:
         for sizes in cases:
-            case = bench_case(work, sizes, variants, floor_n)
+            case = bench_case(work, sizes, variants)
             report(case)
             results["cases"].append(case)
     finally:

@@ -19,7 +19,7 @@ from typing import Any
 _LAZY = {
     "generate": "physflow.ml.generation",
     "GenerationError": "physflow.ml.generation",
-    "load_dataset_spec": "physflow.ml.generation",
+    "load_dataset_spec": "physflow.ml.spec",
     "Dataset": "physflow.ml.dataset",
     "open_dataset": "physflow.ml.dataset",
     "list_datasets": "physflow.ml.dataset",

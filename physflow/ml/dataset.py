@@ -47,7 +47,8 @@ class Dataset:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_cache"] = OrderedDict()
+        state["_cache"] = OrderedDict()  # decoded shards and members are rebuilt on demand
+        state["_members"] = None
         return state
 
     # -- basics ----------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class Dataset:
                     f"dataset '{self.card.name}' was not generated from a spec file; pass the "
                     "pipeline: ds.sample_pipeline(i, pipeline)"
                 )
-            from .generation import load_dataset_spec
+            from .spec import load_dataset_spec
 
             pipeline, _ = load_dataset_spec(self.card.spec_path)
         return pipeline.with_values(self.params(i), seed=self.run_seed(i))

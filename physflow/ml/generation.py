@@ -24,43 +24,16 @@ class GenerationError(RuntimeError):
     """Generation stopped (a sample failed, a worker died); finished shards are kept."""
 
 
-def load_dataset_spec(
-    path: str | os.PathLike[str], overrides: dict[str, Any] | None = None
-) -> tuple[Any, DatasetSpec]:
-    """The pipeline of a spec file and its ``dataset:`` section (empty when absent)."""
-    pipeline, spec, _missing = _load(path, overrides)
-    return pipeline, spec
-
-
-def _load(path: Any, overrides: dict[str, Any] | None) -> tuple[Any, DatasetSpec, Any]:
-    """(pipeline, dataset section, error for a missing key pointing at the section)."""
-    loaded = _engine.load_spec_full(path, overrides)
-    raw = loaded.data.get("dataset")
-    if raw is None:
-        return loaded.pipeline, DatasetSpec(), _missing_error(loaded.file, None)
-    spec = spec_mod.parse_section(raw, loaded.pipeline, loaded.doc.error)
-    return loaded.pipeline, spec, _missing_error(loaded.file, loaded.doc)
-
-
-def _missing_error(file: str, doc: Any) -> Any:
-    def err(message: str, field: str) -> Exception:
-        if doc is None:
-            return pf.SpecError(f"{message} (the spec has no dataset: section)", file=file)
-        return doc.error(message, ("dataset",), at="key", field=field)
-
-    return err
-
-
 def resolve(
     source: Any, overrides: dict[str, Any] | None = None, **given: Any
 ) -> tuple[Any, DatasetSpec]:
     """Pipeline and complete DatasetSpec from a pipeline/spec plus Python arguments."""
     if isinstance(source, str | os.PathLike):
-        pipeline, base, missing = _load(source, overrides)
+        pipeline, base, missing = spec_mod.load_with_errors(source, overrides)
     elif isinstance(source, pf.Pipeline):
         pipeline = source.with_values(overrides) if overrides else source
         base = DatasetSpec()
-        missing = _missing_error("pf.ml.generate()", None)
+        missing = spec_mod.missing_error("pf.ml.generate()", None)
     else:
         raise TypeError(f"generate() takes a pf.Pipeline or a spec path, not {source!r}")
     err = spec_mod.python_errors()

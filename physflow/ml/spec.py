@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,7 @@ import msgspec
 
 import physflow as pf
 
+from . import _engine
 from . import distributions as dists
 from .distributions import Distribution
 
@@ -328,3 +330,33 @@ def parse_split(raw: Any, err: ErrorFn, base: tuple) -> dict[str, float]:
     if abs(total - 1.0) > 1e-6:
         raise err(f"split fractions must add up to 1, got {total:.6g} ({out})", base)
     return out
+
+
+# -- spec files ---------------------------------------------------------------------------------
+
+
+def load_dataset_spec(
+    path: str | os.PathLike[str], overrides: dict[str, Any] | None = None
+) -> tuple[Any, DatasetSpec]:
+    """The pipeline of a spec file and its ``dataset:`` section (empty when absent)."""
+    pipeline, spec, _missing = load_with_errors(path, overrides)
+    return pipeline, spec
+
+
+def load_with_errors(path: Any, overrides: dict[str, Any] | None) -> tuple[Any, DatasetSpec, Any]:
+    """(pipeline, dataset section, error for a missing key pointing at the section)."""
+    loaded = _engine.load_spec_full(path, overrides)
+    raw = loaded.data.get("dataset")
+    if raw is None:
+        return loaded.pipeline, DatasetSpec(), missing_error(loaded.file, None)
+    spec = parse_section(raw, loaded.pipeline, loaded.doc.error)
+    return loaded.pipeline, spec, missing_error(loaded.file, loaded.doc)
+
+
+def missing_error(file: str, doc: Any) -> Any:
+    def err(message: str, field: str) -> Exception:
+        if doc is None:
+            return pf.SpecError(f"{message} (the spec has no dataset: section)", file=file)
+        return doc.error(message, ("dataset",), at="key", field=field)
+
+    return err

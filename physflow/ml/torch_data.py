@@ -8,6 +8,8 @@ With ``batched=True`` the dataset yields whole batches (use ``DataLoader(batch_s
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.context
 from typing import Any
 
 import numpy as np
@@ -45,6 +47,15 @@ def _tensor(value: Any) -> Any:
     return value
 
 
+def _rows(column: Any) -> Any:
+    """A block's column as a sequence of per-sample values (tensors share the block's memory)."""
+    if isinstance(column, list):
+        return [_tensor(np.asarray(v)) for v in column]
+    if column.dtype.kind in "USO":
+        return column.tolist()
+    return torch.from_numpy(column).unbind(0)
+
+
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """``default_collate`` per key, keeping a list where samples differ in shape (ragged)."""
     out: dict[str, Any] = {}
@@ -56,6 +67,16 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             out[key] = default_collate(values)
     return out
+
+
+def _shared(index: int, doc: str, kind: type = int) -> property:
+    def get(self: Any) -> Any:
+        return kind(self._order[index])
+
+    def put(self: Any, value: Any) -> None:
+        self._order[index] = int(value)
+
+    return property(get, put, doc=doc)
 
 
 class TorchDataset(IterableDataset):
@@ -86,12 +107,33 @@ class TorchDataset(IterableDataset):
         super().__init__()
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        self.ds, self.shuffle, self.seed, self.epoch = ds, shuffle, seed, epoch
+        if not 0 <= seed < 1 << 63:
+            raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+        self.ds = ds
+        # seed, epoch, start position, shuffle, buffer: in shared memory, so that set_epoch and
+        # load_state_dict reach persistent DataLoader workers too
+        self._order = multiprocessing.RawArray("q", [seed, epoch, 0, int(shuffle), buffer])
         self.rank, self.world_size = _dist(rank, world_size)
         self.batch_size, self.batched, self.drop_last = batch_size, batched, drop_last
-        self.buffer, self.prefetch, self.threads = buffer, prefetch, threads
-        self.start = 0  # global position this epoch resumes from
+        self.prefetch, self.threads = prefetch, threads
         self._yielded = 0  # samples yielded by this object (iteration in this process)
+
+    seed = _shared(0, "the order's seed")
+    epoch = _shared(1, "the epoch (set it with set_epoch)")
+    start = _shared(2, "the global position this epoch resumes from")
+    shuffle = _shared(3, "whether the order is shuffled", bool)
+    buffer = _shared(4, "shards read and mixed together when shuffling")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if multiprocessing.context.get_spawning_popen() is None:  # not starting a worker
+            state["_order"] = list(self._order)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if isinstance(self._order, list):
+            self._order = multiprocessing.RawArray("q", self._order)
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` (call on every rank before iterating, like DistributedSampler)."""
@@ -133,19 +175,13 @@ class TorchDataset(IterableDataset):
                 }
             return
         for positions, columns in stream:
-            converted = {
-                k: (
-                    torch.from_numpy(v)
-                    if isinstance(v, np.ndarray) and v.dtype.kind not in "USO"
-                    else v
-                )
-                for k, v in columns.items()
-            }
-            for j, position in enumerate(positions):
+            keys = list(columns)
+            rows = [_rows(v) for v in columns.values()]
+            for position, values in zip(positions, zip(*rows)):
                 if position >= end:
                     return
                 self._yielded += 1
-                yield {k: _tensor(v[j]) for k, v in converted.items()}
+                yield dict(zip(keys, values))
 
     # -- mid-epoch resume -------------------------------------------------------------------
 

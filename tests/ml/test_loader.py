@@ -155,3 +155,16 @@ def test_numpy_batches_match_torch_order(ds):
         assert first["x"][j].tobytes() == ds[int(i)]["x"].tobytes()
         assert first["signal.kind"][j] == ds[int(i)]["signal.kind"]
     assert len(list(ds.iter_batches(BATCH, drop_last=True))) == N // BATCH
+
+
+@pytest.mark.parametrize("context", [None, pytest.param("forkserver", marks=pytest.mark.slow)])
+def test_persistent_workers_follow_set_epoch_and_resume(ds, context):
+    """Workers that outlive an epoch see set_epoch / load_state_dict (shared order state)."""
+    references = [global_order(ds, 0, 1, epoch=e)[0] for e in (0, 1)]
+    tds = ds.torch(shuffle=True, seed=5, batch_size=BATCH, buffer=2)
+    loader = tds.loader(num_workers=2, persistent_workers=True, multiprocessing_context=context)
+    for epoch, reference in enumerate(references):
+        tds.set_epoch(epoch)
+        assert [i for b in loader for i in b["index"].tolist()] == reference
+    tds.load_state_dict({**tds.state_dict(consumed=0), "epoch": 1, "position": 2 * BATCH})
+    assert [i for b in loader for i in b["index"].tolist()] == references[1][2 * BATCH :]

@@ -66,9 +66,11 @@ def test_ragged_in_xarray_and_torch(boxes_ds):
         shape = tuple(int(n) for n in xr_ds["boxes_shape"][i])
         got = xr_ds["boxes"][a:b].values.reshape(shape)
         assert np.array_equal(got, boxes_ds[i]["boxes"])
-    assert xr_ds["x"].dims == ("sample", "x_dim1") and np.array_equal(
-        xr_ds["x"][7], boxes_ds[7]["x"]
-    )
+    assert xr_ds["x"].dims == ("sample", "x_dim1")
+    assert np.array_equal(xr_ds["x"][7], boxes_ds[7]["x"])
+    assert type(xr_ds["x"].data).__module__.startswith("dask")  # lazy
+    kinds = xr_ds["signal.kind"].values
+    assert list(kinds[:3]) == [boxes_ds[i]["signal.kind"] for i in range(3)]
     pytest.importorskip("torch")
     batch = next(iter(boxes_ds.torch(shuffle=False).loader(batch_size=4)))
     assert isinstance(batch["boxes"], list) and batch["x"].shape == (4, 16)

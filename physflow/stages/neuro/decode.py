@@ -33,6 +33,7 @@ from .posterior import (
     encode_posterior,
     is_exact_enough,
 )
+from .writer import BackgroundWriter
 
 log = logging.getLogger("physflow.stages.neuro")
 
@@ -119,7 +120,10 @@ KERNEL_DEPS = (
     hmm.emission_scale,
     hmm.floor_of,
     hmm._log_normalise,
+    hmm.ROWS,
     hmm_jax.build_kernels,
+    hmm_jax.BLOCK,
+    hmm_jax._pad,
     hmm_jax._release,
     hmm_jax.forward_jax,
     hmm_jax.backward_jax,
@@ -155,7 +159,15 @@ def read(lazy: Any, a: int, b: int) -> np.ndarray:
     version="1",
     outputs=["causal", "log_marginal", "checkpoints"],
     lazy=["loglik"],
-    deps=[filter_chunk, check_model, read, Checkpoints, hmm.chunk_bounds, *KERNEL_DEPS],
+    deps=[
+        filter_chunk,
+        check_model,
+        read,
+        Checkpoints,
+        hmm.chunk_bounds,
+        BackgroundWriter,
+        *KERNEL_DEPS,
+    ],
 )
 def hmm_filter(
     cfg: FilterConfig, loglik: Any, transition: np.ndarray, *, ctx: pf.StageContext
@@ -174,14 +186,15 @@ def hmm_filter(
     starts, preds, total = [], [], 0.0
     before = ctx.memo_misses
     bounds = hmm.chunk_bounds(n_time, chunk)
-    for k, (a, b) in enumerate(bounds):
-        args = (read(loglik, a, b), A, pred, cfg.precision, cfg.backend, stored, a)
-        res = ctx.memo(filter_chunk, *args) if cfg.memo else filter_chunk(*args)
-        if out is not None:
-            out.write_chunk((k, 0), res.causal)
-        starts.append(a)
-        preds.append(pred)
-        pred, total = res.pred, total + res.log_evidence
+    with BackgroundWriter() as writer:
+        for k, (a, b) in enumerate(bounds):
+            args = (read(loglik, a, b), A, pred, cfg.precision, cfg.backend, stored, a)
+            res = ctx.memo(filter_chunk, *args) if cfg.memo else filter_chunk(*args)
+            if out is not None:
+                writer.put(out, (k, 0), res.causal)
+            starts.append(a)
+            preds.append(pred)
+            pred, total = res.pred, total + res.log_evidence
     if cfg.memo:
         done = ctx.memo_misses - before
         n = len(bounds)
@@ -195,7 +208,7 @@ def hmm_filter(
 @pf.stage(
     version="1",
     lazy=["loglik", "causal"],
-    deps=[check_model, read, decode_posterior, is_exact_enough, *KERNEL_DEPS],
+    deps=[check_model, read, decode_posterior, is_exact_enough, BackgroundWriter, *KERNEL_DEPS],
 )
 def hmm_smoother(
     cfg: SmootherConfig,
@@ -227,14 +240,15 @@ def hmm_smoother(
         "value", (n_time, s), cfg.posterior_dtype, chunks=(bounds[0][1], s), compress=cfg.compress
     )
     msg = None
-    for k in range(len(bounds) - 1, -1, -1):
-        a, b = bounds[k]
-        ll = read(loglik, a, b)
-        if stored:
-            f = np.asarray(decode_posterior(read(causal, a, b)), dtype=cfg.precision)
-        else:
-            f, _, _ = forward(ll, A, checkpoints.predicted[k], cfg.precision, keep=True, t0=a)
-        post, msg = backward(ll, A, f, msg, cfg.precision, t0=a)
-        out.write_chunk((k, 0), encode_posterior(post, cfg.posterior_dtype))
-        del f, post
+    with BackgroundWriter() as writer:
+        for k in range(len(bounds) - 1, -1, -1):
+            a, b = bounds[k]
+            ll = read(loglik, a, b)
+            if stored:
+                f = decode_posterior(read(causal, a, b))  # the kernel converts block by block
+            else:
+                f, _, _ = forward(ll, A, checkpoints.predicted[k], cfg.precision, keep=True, t0=a)
+            post, msg = backward(ll, A, f, msg, cfg.precision, t0=a)
+            writer.put(out, (k, 0), encode_posterior(post, cfg.posterior_dtype))
+            del f, post
     return out

@@ -34,17 +34,23 @@ def floor_of(dtype: np.dtype) -> float:
     return float(info.tiny / info.eps)
 
 
-def emission_scale(ll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``lik = exp(ll - max)`` per row and the row maxima (impossible rows are an error)."""
+#: Rows whose emissions are formed at a time (memory: a few (ROWS, S) arrays, not (C, S)).
+ROWS = 512
+
+
+def emission_scale(ll: np.ndarray, dtype: np.dtype, t0: int = 0) -> tuple[np.ndarray, ...]:
+    """(ll - max, lik = exp(ll - max), max) per row, in ``dtype``; impossible rows are an error."""
+    ll = np.asarray(ll, dtype=dtype)
     m = ll.max(axis=1)
     bad = ~np.isfinite(m)
     if bad.any():
         t = int(np.flatnonzero(bad)[0])
         raise PosteriorUnderflowError(
-            f"log-likelihood row {t} of the chunk has no finite entry (max {m[t]}): every "
+            f"log-likelihood of time bin {t0 + t} has no finite entry (max {m[t]}): every "
             "position is impossible or the likelihood is NaN; check the likelihood stage inputs"
         )
-    return np.exp(ll - m[:, None]), m
+    shifted = ll - m[:, None]
+    return shifted, np.exp(shifted), m
 
 
 def _log_normalise(logp: np.ndarray, out: np.ndarray, where: str) -> float:
@@ -71,31 +77,33 @@ def forward_numpy(
 ) -> tuple[np.ndarray | None, np.ndarray, float]:
     """Filter one chunk: (filtered (C, S) or None, pred for the next bin, log evidence)."""
     dt = np.dtype(dtype)
-    ll = np.asarray(ll, dtype=dt)
+    n, s = ll.shape
     A = np.asarray(A, dtype=dt)
-    lik, lmax = emission_scale(ll)
-    out = np.empty_like(lik) if keep else np.empty((1, lik.shape[1]), dtype=dt)
+    out = np.empty((n, s), dtype=dt) if keep else np.empty((1, s), dtype=dt)
     pred = np.array(pred, dtype=dt)
     floor = floor_of(dt)
     logz = 0.0
     with np.errstate(divide="ignore", under="ignore"):
-        for t in range(lik.shape[0]):
-            f = out[t] if keep else out[0]
-            np.multiply(pred, lik[t], out=f)
-            c = f.sum()
-            if floor < c < np.inf:
-                f *= 1.0 / c
-                logz += math.log(c)
-            else:
-                logz += _log_normalise(np.log(pred) + (ll[t] - lmax[t]), f, f"time bin {t0 + t}")
-            np.dot(f, A, out=pred)
-    logz += float(lmax.sum(dtype=np.float64))
+        for a in range(0, n, ROWS):
+            shifted, lik, lmax = emission_scale(ll[a : a + ROWS], dt, t0 + a)
+            logz += float(lmax.sum(dtype=np.float64))
+            for i in range(len(lik)):
+                f = out[a + i] if keep else out[0]
+                np.multiply(pred, lik[i], out=f)
+                c = f.sum()
+                if floor < c < np.inf:
+                    f *= 1.0 / c
+                    logz += math.log(c)
+                else:
+                    where = f"time bin {t0 + a + i}"
+                    logz += _log_normalise(np.log(pred) + shifted[i], f, where)
+                np.dot(f, A, out=pred)
     return (out if keep else None), pred, logz
 
 
 def combine(filtered: np.ndarray, betas: np.ndarray, floor: float, t0: int = 0) -> np.ndarray:
-    """Posterior rows ``normalise(f_t * beta_t)``, vectorised over the chunk (in ``betas``'s
-    memory); a row whose mass underflows is redone in log space."""
+    """Posterior rows ``normalise(f_t * beta_t)``, vectorised (in ``betas``'s memory); a row
+    whose mass underflows is redone in log space."""
     with np.errstate(divide="ignore", under="ignore"):
         sums = np.einsum("ij,ij->i", filtered, betas)
         bad = np.flatnonzero(~((sums > floor) & (sums < np.inf)))
@@ -122,26 +130,29 @@ def backward_numpy(
     message is normalised inside the loop (``beta = A @ m`` stays O(1)); the posterior rows
     are formed afterwards, vectorised."""
     dt = np.dtype(dtype)
-    ll = np.asarray(ll, dtype=dt)
+    n, s = ll.shape
     A = np.asarray(A, dtype=dt)
-    lik, lmax = emission_scale(ll)
-    n, s = lik.shape
     beta = np.ones(s, dtype=dt) if msg is None else A @ np.asarray(msg, dtype=dt)
-    betas = np.empty((n, s), dtype=dt)
+    post = np.empty((n, s), dtype=dt)
     m = np.empty(s, dtype=dt)
     floor = floor_of(dt)
     with np.errstate(divide="ignore", under="ignore"):
-        for t in range(n - 1, -1, -1):
-            betas[t] = beta
-            np.multiply(lik[t], beta, out=m)
-            c = m.sum()
-            if floor < c < np.inf:
-                m *= 1.0 / c
-            else:
-                _log_normalise(np.log(beta) + (ll[t] - lmax[t]), m, f"time bin {t0 + t}")
-            if t:
-                np.dot(A, m, out=beta)
-    return combine(np.asarray(filtered, dtype=dt), betas, floor, t0), m
+        for a in reversed(range(0, n, ROWS)):
+            shifted, lik, _ = emission_scale(ll[a : a + ROWS], dt, t0 + a)
+            betas = post[a : a + len(lik)]  # beta rows first, posterior rows after combine
+            for i in range(len(lik) - 1, -1, -1):
+                betas[i] = beta
+                np.multiply(lik[i], beta, out=m)
+                c = m.sum()
+                if floor < c < np.inf:
+                    m *= 1.0 / c
+                else:
+                    _log_normalise(np.log(beta) + shifted[i], m, f"time bin {t0 + a + i}")
+                if a + i:
+                    np.dot(A, m, out=beta)
+            f = np.asarray(filtered[a : a + len(lik)], dtype=dt)
+            combine(f, betas, floor, t0 + a)
+    return post, m
 
 
 def chunk_bounds(n_time: int, chunk: int) -> list[tuple[int, int]]:

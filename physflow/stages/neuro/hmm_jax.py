@@ -84,10 +84,11 @@ def build_kernels() -> dict[str, Any]:
     return {"forward": jax.jit(forward), "backward": jax.jit(backward)}
 
 
-def _pad(x: np.ndarray, rows: int, value: float) -> np.ndarray:
-    if len(x) == rows:
+def _pad(x: np.ndarray, value: float) -> np.ndarray:
+    """A block of ``BLOCK`` rows (the last block of a chunk is padded with ``value``)."""
+    if len(x) == BLOCK:
         return x
-    out = np.full((rows, *x.shape[1:]), value, dtype=x.dtype)
+    out = np.full((BLOCK, *x.shape[1:]), value, dtype=x.dtype)
     out[: len(x)] = x
     return out
 
@@ -111,22 +112,20 @@ def forward_jax(
     import jax.numpy as jnp
 
     dt = np.dtype(dtype)
-    ll = np.asarray(ll, dtype=dt)
-    lik, lmax = emission_scale(ll)
-    shifted = ll - lmax[:, None]
-    out = np.empty_like(lik) if keep else None
-    logz = float(lmax.sum(dtype=np.float64))
+    n_rows, s = ll.shape
+    out = np.empty((n_rows, s), dtype=dt) if keep else None
+    logz = 0.0
     fn = _kernels()["forward"]
     with jax.enable_x64(dt == np.float64):
         dA, carry = jnp.asarray(A, dtype=dt), jnp.asarray(pred, dtype=dt)
-        for a in range(0, len(ll), BLOCK):
-            n = min(BLOCK, len(ll) - a)  # numpy blocks go straight to jit's fast device_put
-            blocks = [_pad(x[a : a + n], BLOCK, 0.0) for x in (shifted, lik)]
-            f, nxt, logcs = fn(*blocks, dA, carry, n, floor_of(dt))
+        for a in range(0, n_rows, BLOCK):
+            shifted, lik, lmax = emission_scale(ll[a : a + BLOCK], dt, t0 + a)
+            n = len(lik)  # numpy blocks go straight to jit's fast device_put
+            f, nxt, logcs = fn(_pad(shifted, 0.0), _pad(lik, 1.0), dA, carry, n, floor_of(dt))
             jax.block_until_ready((f, nxt, logcs))
             if out is not None:
                 out[a : a + n] = np.asarray(f)[:n]
-            logz += float(np.asarray(logcs, dtype=np.float64).sum())
+            logz += float(np.asarray(logcs, dtype=np.float64).sum() + lmax.sum(dtype=np.float64))
             _release(f, logcs, carry)
             carry = nxt
         result = np.array(carry)
@@ -147,22 +146,19 @@ def backward_jax(
     import jax.numpy as jnp
 
     dt = np.dtype(dtype)
-    ll = np.asarray(ll, dtype=dt)
-    lik, lmax = emission_scale(ll)
-    shifted = ll - lmax[:, None]
+    n_rows, s = ll.shape
     A = np.asarray(A, dtype=dt)
-    beta = np.ones(A.shape[0], dtype=dt) if msg is None else A @ np.asarray(msg, dtype=dt)
-    post = np.empty_like(lik)
-    filtered = np.asarray(filtered, dtype=dt)
+    beta = np.ones(s, dtype=dt) if msg is None else A @ np.asarray(msg, dtype=dt)
+    post = np.empty((n_rows, s), dtype=dt)
     fn = _kernels()["backward"]
-    starts = list(range(0, len(ll), BLOCK))
     with jax.enable_x64(dt == np.float64):
         dA, carry = jnp.asarray(A), jnp.asarray(beta)
         m = None
-        for a in reversed(starts):
-            n = min(BLOCK, len(ll) - a)
-            pads = ((shifted, 0.0), (lik, 1.0), (filtered, 1.0))
-            blocks = [_pad(x[a : a + n], BLOCK, v) for x, v in pads]
+        for a in reversed(range(0, n_rows, BLOCK)):
+            shifted, lik, _ = emission_scale(ll[a : a + BLOCK], dt, t0 + a)
+            n = len(lik)
+            f = np.asarray(filtered[a : a + n], dtype=dt)
+            blocks = (_pad(shifted, 0.0), _pad(lik, 1.0), _pad(f, 1.0))
             g, (nxt, m_new) = fn(*blocks, dA, carry, n, floor_of(dt))
             jax.block_until_ready((g, nxt, m_new))
             post[a : a + n] = np.asarray(g)[:n]

@@ -19,6 +19,7 @@ import physflow as pf
 
 from .checks import check_choice, check_range
 from .posterior import DigestedArray
+from .writer import BackgroundWriter
 
 log = logging.getLogger("physflow.stages.neuro")
 
@@ -50,7 +51,7 @@ def poisson_loglik(
     return ll.astype(dtype)
 
 
-@pf.stage(version="1", lazy=["spikes"], deps=[poisson_loglik, DigestedArray])
+@pf.stage(version="1", lazy=["spikes"], deps=[poisson_loglik, DigestedArray, BackgroundWriter])
 def likelihood(cfg: LikelihoodConfig, spikes: Any, encoding: Any, *, ctx: pf.StageContext) -> Any:
     """(T, S) log-likelihood from spikes (T, N) and an :class:`~.encode.Encoding`."""
     rates = np.asarray(encoding.rates_hz, dtype=np.float64)
@@ -66,11 +67,12 @@ def likelihood(cfg: LikelihoodConfig, spikes: Any, encoding: Any, *, ctx: pf.Sta
     chunk = min(cfg.chunk_size, n_time)
     out = ctx.output_array("value", (n_time, n_bins), cfg.dtype, chunks=(chunk, n_bins))
     before = ctx.memo_misses
-    for k, (a, b) in enumerate((a, min(a + chunk, n_time)) for a in range(0, n_time, chunk)):
-        counts = np.asarray(spikes[a:b].compute(scheduler="synchronous"))
-        args = (counts, log_rate_dt, rate_sum_dt, cfg.dtype)
-        block = ctx.memo(poisson_loglik, *args) if cfg.memo else poisson_loglik(*args)
-        out.write_chunk((k, 0), block)
+    with BackgroundWriter() as writer:
+        for k, a in enumerate(range(0, n_time, chunk)):
+            counts = np.asarray(spikes[a : a + chunk].compute(scheduler="synchronous"))
+            args = (counts, log_rate_dt, rate_sum_dt, cfg.dtype)
+            block = ctx.memo(poisson_loglik, *args) if cfg.memo else poisson_loglik(*args)
+            writer.put(out, (k, 0), block)
     if cfg.memo:
         done, n = ctx.memo_misses - before, out.grid[0]
         log.info("likelihood: computed %d of %d chunks (%d reused)", done, n, n - done)

@@ -89,7 +89,7 @@ def test_impossible_observation_is_a_clear_error():
     A = np.full((3, 3), 1 / 3)
     ll = np.zeros((4, 3))
     ll[2] = -np.inf
-    with pytest.raises(PosteriorUnderflowError, match=r"row 2 .* no finite entry"):
+    with pytest.raises(PosteriorUnderflowError, match=r"time bin 2 has no finite entry"):
         hmm.forward_numpy(ll, A, np.full(3, 1 / 3))
     p0 = np.array([1.0, 0.0, 0.0])
     ll = np.array([[0.0, 0.0, 0.0], [-np.inf, 0.0, 0.0]])

@@ -153,3 +153,21 @@ def test_bad_configs_and_inputs_are_named(tmp_path, store):
     p.add("wrong", hmm_filter, FilterConfig(), loglik="likelihood", transition="simulate.position")
     res = p.run(store=store)
     assert "transition is (6000,) but loglik has 40 position bins" in res.errors["wrong"]
+
+
+def test_background_writer_raises_the_writers_error_in_the_stage(store):
+    from physflow.stages.neuro.writer import BackgroundWriter
+
+    ctx = pf.StageContext(store)
+    out = ctx.output_array("x", (10, 4), "f8", chunks=(5, 4))
+    with pytest.raises(ValueError, match="must have shape"), BackgroundWriter() as writer:
+        writer.put(out, (0, 0), np.ones((5, 4)))
+        writer.put(out, (1, 0), np.ones((3, 4)))  # wrong shape: fails in the writer thread
+        writer.close()
+    good = ctx.output_array("y", (10, 4), "f8", chunks=(5, 4))
+    with BackgroundWriter() as writer:
+        for k in (0, 1):
+            writer.put(good, (k, 0), np.full((5, 4), float(k)))
+    np.testing.assert_array_equal(
+        store.get_value(good.close()), np.repeat([0.0, 1.0], 5)[:, None] * np.ones(4)
+    )
