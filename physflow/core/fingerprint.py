@@ -8,6 +8,7 @@ count); helpers a stage calls are *not* discovered automatically, so stages list
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import linecache
 import textwrap
@@ -82,12 +83,20 @@ def _const_token(c: Any) -> Any:
 
 
 def dependency_token(dep: Any) -> str:
-    """Functions and classes count by normalised source; other values by their digest."""
+    """Functions and classes count by normalised source; other values by their digest.
+
+    Decorated helpers (``functools.lru_cache``, ``functools.wraps`` wrappers) count by the
+    function they wrap, ``functools.partial`` objects by their function and arguments.
+    """
+    if hasattr(dep, "fingerprint") and hasattr(dep, "func"):  # another Stage
+        return f"stage:{dep.fingerprint}"
+    if isinstance(dep, functools.partial):
+        return "partial:" + dependency_token(dep.func) + digest((dep.args, dep.keywords))
+    if hasattr(dep, "__wrapped__") and not isinstance(dep, type) and callable(dep):
+        dep = inspect.unwrap(dep)
     if isinstance(dep, types.FunctionType | type | types.MethodType):
         target = getattr(dep, "__wrapped__", dep)
         return f"{dep.__module__}:{dep.__qualname__}:{normalised_source(target)}"
-    if hasattr(dep, "fingerprint") and hasattr(dep, "func"):  # another Stage
-        return f"stage:{dep.fingerprint}"
     return "value:" + digest(dep)
 
 

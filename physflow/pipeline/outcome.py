@@ -6,9 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.records import ActionRecord, OutputEntry
+from ..core.keys import combined_outputs_digest
+from ..core.records import ActionRecord, OutputEntry, PlanRecord
+from ..core.refs import is_single
 from ..executors.base import TaskOutcome
 from .plan import PlanNode
+from .task import TaskInput
 
 
 @dataclass(slots=True)
@@ -48,3 +51,33 @@ class RunOutcome:
         return not self.interrupted and all(
             s.status in ("hit", "miss") for s in self.states.values()
         )
+
+
+def input_token(state: NodeState, ref_output: str | None) -> str:
+    """The digest by which an input enters the key (all outputs combined for a bare ref)."""
+    outputs = state.outputs or {}
+    if ref_output is not None:
+        return outputs[ref_output].digest
+    if is_single(outputs):
+        return outputs["value"].digest
+    return combined_outputs_digest({k: e.digest for k, e in outputs.items()})
+
+
+def task_input(state: NodeState, ref_output: str | None) -> TaskInput:
+    """How a task finds an input's value (built only for misses)."""
+    outputs = state.outputs or {}
+    if ref_output is not None:
+        return TaskInput(entry=outputs[ref_output])
+    if is_single(outputs):
+        return TaskInput(entry=outputs["value"])
+    return TaskInput(entries=dict(outputs))
+
+
+def replayed_states(record: PlanRecord) -> dict[str, NodeState]:
+    """States of a run served whole from a (checked) plan record."""
+    return {
+        e.uid: NodeState(
+            "hit", e.key, e.input_digests, e.record.outputs, e.record, None, None, e.manifest_node
+        )
+        for e in record.nodes
+    }

@@ -21,47 +21,16 @@ from typing import Any
 
 from ..artifacts.action_cache import record_objects
 from ..artifacts.store import Store
-from ..core.keys import cache_key_with_prefix, combined_outputs_digest
+from ..core.keys import cache_key_with_prefix
 from ..core.records import ActionRecord, PlanRecord
-from ..core.refs import is_single
 from ..executors.base import Executor, TaskOutcome
 from .events import NodeEvent, ProgressCallback
 from .gc_pause import no_gc_pauses
-from .outcome import NodeState, RunOutcome
+from .outcome import NodeState, RunOutcome, input_token, replayed_states, task_input
 from .plan import PlanNode, plan_digest
-from .task import Task, TaskInput
+from .task import Task
 
 _STOPPED = "cancelled: fail_fast stopped the run"
-
-
-def input_token(state: NodeState, ref_output: str | None) -> str:
-    """The digest by which an input enters the key (all outputs combined for a bare ref)."""
-    outputs = state.outputs or {}
-    if ref_output is not None:
-        return outputs[ref_output].digest
-    if is_single(outputs):
-        return outputs["value"].digest
-    return combined_outputs_digest({k: e.digest for k, e in outputs.items()})
-
-
-def _task_input(state: NodeState, ref_output: str | None) -> TaskInput:
-    """How a task finds an input's value (built only for misses)."""
-    outputs = state.outputs or {}
-    if ref_output is not None:
-        return TaskInput(entry=outputs[ref_output])
-    if is_single(outputs):
-        return TaskInput(entry=outputs["value"])
-    return TaskInput(entries=dict(outputs))
-
-
-def replayed_states(record: PlanRecord) -> dict[str, NodeState]:
-    """States of a run served whole from a (checked) plan record."""
-    return {
-        e.uid: NodeState(
-            "hit", e.key, e.input_digests, e.record.outputs, e.record, None, None, e.manifest_node
-        )
-        for e in record.nodes
-    }
 
 
 class Scheduler:
@@ -284,7 +253,7 @@ class Scheduler:
         uid, states = node.uid, self.states
         self.inflight[key] = self.redo_waiters.pop(uid, [])
         inputs = {
-            name: _task_input(states[ref.uid], ref.output) for name, ref in node.inputs.items()
+            name: task_input(states[ref.uid], ref.output) for name, ref in node.inputs.items()
         }
         seed = node.seed if node.stage.uses_rng else None
         task = Task(

@@ -12,7 +12,9 @@ from typing import Any
 import msgspec
 
 from ..core.fingerprint import stage_fingerprint
+from ..core.freeze import deep_freeze
 from ..core.refs import SINGLE_OUTPUT
+from .config import Config
 
 #: Keyword-only parameters the runner provides.
 RUNTIME_PARAMETERS = ("rng", "ctx")
@@ -90,8 +92,15 @@ def resolve_stage_path(path: str) -> Stage:
     return obj
 
 
-def _is_config_type(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)
+_CONFIG_NAMES = ("cfg", "config", "conf")
+
+
+def _is_config_type(annotation: Any, name: str) -> bool:
+    """A ``physflow.Config`` subclass, or any msgspec Struct on a parameter named like a config.
+    Other Struct-annotated parameters are ordinary inputs (value types such as an IQ record)."""
+    if not (isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)):
+        return False
+    return issubclass(annotation, Config) or name in _CONFIG_NAMES
 
 
 def _describe(func: Callable[..., Any]) -> str:
@@ -121,7 +130,7 @@ def _signature_parts(
     if params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
         first = params[0]
         annotation = hints.get(first.name)
-        if _is_config_type(annotation):
+        if _is_config_type(annotation, first.name):
             config_type = annotation
             params = params[1:]
         elif isinstance(annotation, str):
@@ -165,7 +174,8 @@ def _signature_parts(
                 f"{where}: '{param.name}' must be keyword-only (put it after '*'), e.g. "
                 f"'def {func.__name__}(..., *, {param.name})'."
             )
-        if _is_config_type(hints.get(param.name)):
+        annotation = hints.get(param.name)
+        if isinstance(annotation, type) and issubclass(annotation, Config):
             raise StageDefinitionError(
                 f"{where}: parameter '{param.name}' is annotated with a config class but is "
                 "not the first parameter. The config must come first."
@@ -173,6 +183,13 @@ def _signature_parts(
         required = param.default is param.empty
         inputs.append(InputSpec(param.name, required, None if required else param.default))
     return config_type, tuple(inputs), uses_rng, uses_ctx
+
+
+def _freeze_defaults(fn: Callable[..., Any], where: str) -> None:
+    """Defaults of optional inputs become immutable: a stage that appended to a default list
+    would change what later calls compute under the same key (Python's mutable-default trap)."""
+    if fn.__defaults__:
+        fn.__defaults__ = tuple(deep_freeze(d, f"{where}: a default") for d in fn.__defaults__)
 
 
 def _check_resources(where: str, resources: Mapping[str, float] | None) -> dict[str, float]:
@@ -218,6 +235,7 @@ def stage(
                 "workers). Use 'def'."
             )
         config_type, inputs, uses_rng, uses_ctx = _signature_parts(fn)
+        _freeze_defaults(fn, where)
         names = None
         if outputs is not None:
             names = tuple(outputs)

@@ -41,3 +41,31 @@ def struct_named() -> Pair:
 def echo(x: object) -> object:
     """Returns what it received, so a test can compare it with ``res[...]``."""
     return x
+
+
+class Reading(msgspec.Struct, frozen=True):
+    """A value type (not a config): a measurement with its metadata."""
+
+    value: float
+    unit: str = "V"
+
+
+@pf.stage(version="1")
+def make_reading() -> Reading:
+    return Reading(value=2.5)
+
+
+@pf.stage(version="1")
+def reading_value(reading: Reading) -> float:
+    """A first parameter annotated with a Struct that is not a Config: an input."""
+    return reading.value
+
+
+class Gain(pf.Config):
+    k: float = 2.0
+
+
+@pf.stage(version="1")
+def scaled_reading(cfg: Gain, reading: Reading) -> float:
+    """A Struct-annotated input after the config."""
+    return cfg.k * reading.value

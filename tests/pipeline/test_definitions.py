@@ -164,3 +164,22 @@ def test_overrides_validate_through_config_class():
         p.with_values({"sr.value": 1})
     with pytest.raises(pf.PipelineError, match=r"src.value"):
         p.with_values({"src.value": "abc"})
+
+
+def test_decorated_and_partial_helpers_can_be_deps():
+    import functools
+
+    @functools.lru_cache
+    def helper(x: int) -> int:
+        return 2 * x
+
+    @pf.stage(version="1", deps=[helper, functools.partial(helper, 3)])
+    def uses_helper() -> int:
+        return helper(1)
+
+    @pf.stage(version="1", deps=[functools.partial(helper, 4)])
+    def other_partial() -> int:
+        return helper(1)
+
+    assert uses_helper.fingerprint.startswith("b3:")
+    assert uses_helper() == 2

@@ -52,3 +52,14 @@ def test_value_is_reserved():
         @pf.stage(version="1", outputs=["value"])
         def bad() -> dict:
             return {"value": 1}
+
+
+def test_struct_annotated_inputs_are_inputs_not_configs(tmp_path):
+    assert S.reading_value.config_type is None and S.reading_value.input_names == ("reading",)
+    assert S.scaled_reading.config_type is S.Gain
+    p = pf.Pipeline("values")
+    p.add("r", S.make_reading)
+    p.add("v", S.reading_value, reading="r")
+    p.add("s", S.scaled_reading, S.Gain(k=3.0), reading="r")
+    res = p.run(store=tmp_path / "s").raise_on_failure()
+    assert res["v"] == 2.5 and res["s"] == 7.5

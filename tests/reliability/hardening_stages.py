@@ -1,0 +1,39 @@
+"""Stages used by the trust-hardening tests (importable by worker processes)."""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+
+import physflow as pf
+
+
+class Taps(pf.Config):
+    taps: list[float] = []
+    weights: dict[str, float] = {}
+    window: np.ndarray | None = None
+
+
+@pf.stage(version="1")
+def fir_sum(cfg: Taps) -> float:
+    total = float(sum(cfg.taps)) + float(sum(cfg.weights.values()))
+    return total + (float(cfg.window.sum()) if cfg.window is not None else 0.0)
+
+
+@pf.stage(version="1")
+def grow_default(x: float, history: list = []) -> int:  # noqa: B006  (the trap under test)
+    history.append(x)
+    return len(history)
+
+
+@pf.stage(version="1")
+def const() -> float:
+    return 1.0
+
+
+class Loose(msgspec.Struct):
+    value: float = 0.0
+
+
+class HoldsLoose(pf.Config):
+    inner: Loose | None = None
