@@ -7,42 +7,97 @@ import itertools
 import json
 import math
 import os
+import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..core.array_rules import array_bytes_view
 from .errors import CorruptObjectError
-from .zarr_meta import META, Layout, _hash_hex, _zstd, is_compressed, layout_check, numpy_dtype
+from .zarr_meta import (
+    META,
+    Layout,
+    _hash_hex,
+    _zstd,
+    is_compressed,
+    layout_check,
+    meta_check,
+    numpy_dtype,
+)
 
 
 class Source:
-    """Read access to one stored object directory (local or fsspec)."""
+    """Read access to one stored object directory (local or fsspec).
 
-    def __init__(self, backend: Any, rel: str, name: str) -> None:
+    ``on_corrupt(digest)`` is called (once) when a read finds the object damaged: the store
+    quarantines it and drops the records that use it, so the next run recomputes it.
+    """
+
+    def __init__(
+        self, backend: Any, rel: str, name: str, on_corrupt: Callable[[str], Any] | None = None
+    ) -> None:
         self.backend = backend
         self.rel = rel
         self.name = name  # the object digest, for error messages
+        self._on_corrupt = on_corrupt
+
+    def corrupt(self, what: str) -> CorruptObjectError:
+        """The error for a damaged object (healing the store first, when it can)."""
+        healed = ""
+        if self._on_corrupt is not None:
+            on_corrupt, self._on_corrupt = self._on_corrupt, None
+            try:
+                on_corrupt(self.name)
+                healed = (
+                    " It was moved to quarantine/ and the records that use it were dropped: "
+                    "the next run recomputes it."
+                )
+            except Exception:  # healing is best effort: the error below is what matters
+                healed = " Run 'physflow cache verify' to quarantine it."
+        return CorruptObjectError(
+            f"object {self.name}: {what}; it will not be served.{healed}", digest=self.name
+        )
 
     def read(self, key: str) -> bytes:
         try:
             return self.backend.read(f"{self.rel}/{key}")
         except FileNotFoundError:
-            raise CorruptObjectError(
-                f"object {self.name}: file {key} is missing", digest=self.name
-            ) from None
+            raise self.corrupt(f"file {key} is missing") from None
 
     def local_path(self, key: str) -> str | None:
         return self.backend.local_path(f"{self.rel}/{key}")
 
     def meta(self, prefix: str = "") -> dict:
+        """A ``zarr.json`` of this object, verified whole before anything in it is used."""
+        if prefix and not _SAFE_FOLDER.match(prefix):
+            raise self.corrupt(f"it names a member {prefix!r} outside it")
         key = f"{prefix}/{META}" if prefix else META
         try:
-            return json.loads(self.read(key))
-        except (ValueError, UnicodeDecodeError):
-            raise CorruptObjectError(
-                f"object {self.name}: {key} is not valid JSON", digest=self.name
-            ) from None
+            meta = json.loads(self.read(key))
+            problem = _meta_problem(meta, self.name if not prefix else None)
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+            problem = f"is not a valid zarr.json ({type(exc).__name__})"
+        if problem is not None:
+            raise self.corrupt(f"{key} {problem}")
+        return meta
+
+
+#: Member folders of an object (xarray variables): no path separators, no leading dots.
+_SAFE_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+
+
+def _meta_problem(meta: dict, owner: str | None) -> str | None:
+    """What is wrong with a metadata document (None: it is intact and belongs here)."""
+    physflow = meta["attributes"]["physflow"]
+    if owner is not None and physflow.get("digest") != owner:
+        return f"names digest {physflow.get('digest')!r}"
+    check = physflow.get("meta_check")
+    if check is None:  # written before whole-document checks: arrays keep their layout check
+        return "has no metadata check" if meta.get("node_type") == "group" else None
+    if check != meta_check(meta):
+        return "does not match its metadata check (altered)"
+    return None
 
 
 def decode_chunk(
@@ -78,10 +133,7 @@ class ArrayReader:
             if not prefix and self.physflow["digest"] != source.name:
                 raise ValueError(f"it names digest {self.physflow['digest']}")
         except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptObjectError(
-                f"object {source.name}: metadata {prefix or '.'}/{META} is malformed ({exc})",
-                digest=source.name,
-            ) from None
+            raise source.corrupt(f"metadata {prefix or '.'}/{META} is malformed ({exc})") from None
         self.shape = self.layout.shape
         self.ndim = len(self.shape)
 
@@ -90,11 +142,7 @@ class ArrayReader:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _corrupt(self, key: str, why: str) -> CorruptObjectError:
-        return CorruptObjectError(
-            f"object {self.source.name}: chunk {key} {why}; it will not be served. "
-            "Run 'physflow cache verify' to quarantine it (a pipeline run recomputes it).",
-            digest=self.source.name,
-        )
+        return self.source.corrupt(f"chunk {key} {why}")
 
     def read_chunk(self, index: tuple[int, ...]) -> np.ndarray:
         key = Layout.key(index)

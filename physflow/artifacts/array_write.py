@@ -9,11 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import blake3
 import numpy as np
 
 from ..core.array_rules import array_bytes_view, array_digest_from_parts
-from ..core.digest_registry import hash_array_bytes
+from ..core.digest_registry import hash_array_bytes, new_hasher
 from .array_read import decode_chunk
 from .backend import Sink
 from .hashed_write import update_all, write_hashed
@@ -24,6 +23,7 @@ from .zarr_meta import (
     _zstd,
     default_chunks,
     layout_check,
+    seal,
     zarr_metadata,
     zarr_supports,
 )
@@ -51,7 +51,7 @@ def write_array_dir(
         chunk_path = target / key
         chunk_path.parent.mkdir(parents=True, exist_ok=True)
         if data_hash is None:
-            hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+            hasher = new_hasher()
             write_hashed(str(chunk_path), view, [hasher])
             data_hash = hasher.digest()
         else:
@@ -66,7 +66,7 @@ def write_array_dir(
         array.dtype, array.shape, tuple(max(1, n) for n in array.shape), False, physflow
     )
     physflow["check"] = layout_check(meta)
-    (target / META).write_text(json.dumps(meta))
+    (target / META).write_text(json.dumps(seal(meta)))
     return digest, data_hash
 
 
@@ -114,7 +114,7 @@ class ChunkedWriter:
         self.dimension_names = dimension_names
         self.digest_fn = digest_fn or (lambda h: array_digest_from_parts(self.dtype, shape, h))
         self.chunk_hashes: dict[str, str] = {}
-        self._hasher: Any = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        self._hasher: Any = new_hasher()
         self._in_order = self.layout.slabs
         self._next = 0
         self._order = (
@@ -185,7 +185,7 @@ class ChunkedWriter:
             update_all(hashers, data)
             data = self._zstd.encode(data)
             hashers = []
-        chunk_hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        chunk_hasher = new_hasher()
         self.sink.write_hashed(self._rel(key), data, [*hashers, chunk_hasher])
         self.chunk_hashes[key] = chunk_hasher.hexdigest()
 
@@ -195,7 +195,7 @@ class ChunkedWriter:
 
     def _hash_by_reading_back(self) -> bytes:
         """Value hash from chunks already written, one slab of chunk rows at a time."""
-        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        hasher = new_hasher()
         layout = self.layout
         if not layout.shape:
             return hash_array_bytes(array_bytes_view(self._read_region(())))
@@ -244,7 +244,7 @@ class ChunkedWriter:
             self.dimension_names,
         )
         physflow["check"] = layout_check(meta)
-        self.sink.write(self._rel(META), json.dumps(meta).encode())
+        self.sink.write(self._rel(META), json.dumps(seal(meta)).encode())
         return self.digest, meta
 
 

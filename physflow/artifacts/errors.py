@@ -26,7 +26,17 @@ class StoreLocationError(StoreError):
 
 
 class MissingObjectError(StoreError):
-    """A record or manifest references an object that is no longer in the store."""
+    """A record or manifest references an object that is no longer in the store.
+
+    ``digest`` names the object, so the runner can recompute the node that produced it.
+    """
+
+    def __init__(self, message: str, digest: str | None = None) -> None:
+        super().__init__(message)
+        self.digest = digest
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (str(self), self.digest))
 
 
 class PickleNotAllowedError(StoreError):

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import blake3
 
 from ..core.framing import hex_of
+from ..core.names import is_hex_key
 from .backend import tmp_name
 
 PLANS_DIR = "plans"
@@ -190,7 +191,8 @@ class FileRecords:
 
     def _list(self, rel: str) -> list[str]:
         try:
-            return [hex_of(k) for k in self.backend.read(rel).decode().split("\n") if k]
+            keys = [hex_of(k) for k in self.backend.read(rel).decode().split("\n") if k]
+            return [k for k in keys if is_hex_key(k)]  # anything else is damage, never a path
         except (FileNotFoundError, UnicodeDecodeError, IsADirectoryError):
             return []
 

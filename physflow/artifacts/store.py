@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 
 from ..core.framing import hex_of
+from ..core.names import is_hex_key
 from ..core.records import ActionRecord, OutputEntry
 from . import arrays
 from .action_cache import ActionCache
 from .arrays import c_order as _c_order
 from .backend import FsspecBackend, LocalBackend, Sink, tmp_name
-from .errors import MissingObjectError, StoreLocationError
+from .errors import CorruptObjectError, MissingObjectError, StoreLocationError
 from .inline import UnsupportedValueError
 from .layout import LAYOUTS, resolve_layout
 from .record_store import FileRecords, RecordStore
@@ -156,12 +157,18 @@ class Store:
 
     @staticmethod
     def object_rel(d: str) -> str:
+        """``objects/ab/<hex>``; a name that is not a digest (damaged or forged data, such as
+        ``b3:../x``) is a :class:`CorruptObjectError`, never a path."""
         h = hex_of(d)
+        if not is_hex_key(h):
+            raise CorruptObjectError(f"{d!r} is not an object digest (damaged or forged data)")
         return f"objects/{h[:2]}/{h}"
 
     @staticmethod
     def action_rel(key: str) -> str:
         h = hex_of(key)
+        if not is_hex_key(h):
+            raise CorruptObjectError(f"{key!r} is not a cache key (damaged or forged data)")
         return f"actions/{h[:2]}/{h}"
 
     def object_path(self, d: str) -> Any:
@@ -206,6 +213,8 @@ class Store:
 
     def has_object(self, d: str) -> bool:
         h = hex_of(d)
+        if not is_hex_key(h):
+            raise CorruptObjectError(f"{d!r} is not an object digest (damaged or forged data)")
         if self._local:
             return os.path.exists(f"{self._objects_prefix}{h[:2]}/{h}")
         return self.backend.exists(f"objects/{h[:2]}/{h}/{MARKER}")
@@ -275,13 +284,23 @@ class Store:
         return digest
 
     def object_source(self, d: str) -> arrays.Source:
-        """Read access to object ``d``; :class:`MissingObjectError` when it is not there."""
+        """Read access to object ``d``; :class:`MissingObjectError` when it is not there (the
+        records that use it are dropped, so the next run recomputes it)."""
         if not self.has_object(d):
+            dropped = self._heal(d)
             raise MissingObjectError(
-                f"object {d} is not in the store at {self.location}; it may have been removed "
-                "by gc or quarantined. Re-run the pipeline to recompute it."
+                f"object {d} is not in the store at {self.location} (removed by gc or "
+                f"quarantined?){dropped}",
+                digest=d,
             )
-        return arrays.Source(self.backend, self.object_rel(d), d)
+        return arrays.Source(self.backend, self.object_rel(d), d, on_corrupt=self.quarantine)
+
+    def _heal(self, d: str) -> str:
+        try:
+            self.quarantine(d)
+        except Exception:  # best effort: the caller's error is what matters
+            return " Re-run the pipeline to recompute it."
+        return " The records that used it were dropped: the next run recomputes it."
 
     def array_reader(self, d: str) -> arrays.ArrayReader:
         return arrays.ArrayReader(self.object_source(d))

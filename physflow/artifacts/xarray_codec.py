@@ -20,6 +20,7 @@ from ..core.hashing import digest
 from .array_codec import read_array, write_array
 from .codec_types import Codec
 from .inline import from_tree, to_tree
+from .zarr_meta import seal
 
 if TYPE_CHECKING:
     from .store import Store
@@ -105,7 +106,7 @@ def encode(store: Store, value: Any, opts: Any, store_leaf: Any) -> list:
             "node_type": "group",
             "attributes": {**_json_attrs(attrs), "physflow": physflow},
         }
-        sink.write("zarr.json", json.dumps(_jsonable(group)).encode())
+        sink.write("zarr.json", json.dumps(seal(_jsonable(group))).encode())
         return d
 
     store.write_object(write)

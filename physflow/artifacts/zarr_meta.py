@@ -168,6 +168,22 @@ def layout_check(meta: dict) -> str:
     return blake3.blake3(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def meta_check(meta: dict) -> str:
+    """A digest of a whole ``zarr.json`` document (bound to the value digest it records), so a
+    changed byte anywhere in it -- names, dims, units, attributes -- is detected, not obeyed."""
+    physflow = dict(meta["attributes"]["physflow"])
+    physflow.pop("meta_check", None)
+    doc = {**meta, "attributes": {**meta["attributes"], "physflow": physflow}}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return blake3.blake3(f"{physflow['digest']}\n{text}".encode()).hexdigest()[:32]
+
+
+def seal(meta: dict) -> dict:
+    """Record :func:`meta_check` in the document (the last thing a writer does to it)."""
+    meta["attributes"]["physflow"]["meta_check"] = meta_check(meta)
+    return meta
+
+
 def _zstd() -> Any:
     from numcodecs.zstd import Zstd
 

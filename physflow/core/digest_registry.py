@@ -9,6 +9,7 @@ value collect the path on their way out (``config.items[2]['x']``), so the messa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -211,10 +212,30 @@ def segment_for(key: Any) -> str:
     return f"[{key!r}]"
 
 
+#: blake3's thread pool does not survive ``fork``: a forked child (a DataLoader worker, a
+#: multiprocessing "fork" pool) that used it would hang forever. Children hash single-threaded.
+_THREADS_OK = True
+
+
+def _after_fork_in_child() -> None:
+    global _THREADS_OK
+    _THREADS_OK = False
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def new_hasher() -> Any:
+    """A blake3 hasher for large data: multithreaded, except in forked children."""
+    if _THREADS_OK:
+        return blake3.blake3(max_threads=blake3.blake3.AUTO)
+    return blake3.blake3()
+
+
 def hash_array_bytes(data: memoryview | bytes) -> bytes:
     """Raw blake3 of a buffer, multithreaded for large ones (an integer thread count would
-    build a thread pool per call: ``AUTO`` only, and only above 1 MiB)."""
+    build a thread pool per call: ``AUTO`` only, only above 1 MiB, never in forked children)."""
     size = data.nbytes if isinstance(data, memoryview) else len(data)
-    if size >= PARALLEL_HASH_BYTES:
+    if size >= PARALLEL_HASH_BYTES and _THREADS_OK:
         return blake3.blake3(data, max_threads=blake3.blake3.AUTO).digest()
     return blake3.blake3(data).digest()

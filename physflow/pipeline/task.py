@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ..artifacts.errors import CorruptObjectError
+from ..artifacts.errors import CorruptObjectError, MissingObjectError
 from ..artifacts.store import Store
 from ..core.records import ActionRecord, OutputEntry
 from ..executors.base import TaskOutcome
@@ -323,7 +323,7 @@ def run_task(
     while len(failures) <= task.stage.retries:
         try:
             record, named, notes = _attempt(task, store, memory)
-        except CorruptObjectError as exc:  # a bad input: retrying cannot help
+        except (CorruptObjectError, MissingObjectError) as exc:  # a bad input: recompute it
             return TaskOutcome(
                 uid=task.uid,
                 record=None,

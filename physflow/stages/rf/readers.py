@@ -26,7 +26,7 @@ from .iq import IQMeta, RecordingFormatError
 def file_digest(path: str | Path, block: int = 16 * 2**20) -> str:
     """blake3 of a file's bytes, read in ``block``-sized pieces into one buffer (multithreaded
     hashing; memory stays at one block, where a memory map would grow RSS by the file)."""
-    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    h = blake3.blake3()  # single-threaded: a pool would not survive fork (DataLoader workers)
     buf = bytearray(block)
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as fh:
