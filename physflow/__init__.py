@@ -25,6 +25,7 @@ _LAZY = {
     "NodeEvent": "physflow.pipeline.events",
     "DaskExecutor": "physflow.executors.dask",
     "load_spec": "physflow.pipeline.spec",
+    "register_value_type": "physflow.core.value_types",
     "SpecError": "physflow.pipeline.spec",
     "GLOBAL_RNG_LOCK": "physflow.pipeline.rng",
     "load_spec_with_scan": "physflow.pipeline.spec",
@@ -35,6 +36,9 @@ _LAZY = {
     "from_phys_pipeline": "physflow.interop.phys_pipeline",
     "CorruptObjectError": "physflow.artifacts.errors",
     "MissingObjectError": "physflow.artifacts.errors",
+    "StoreError": "physflow.artifacts.errors",
+    "StoreLocationError": "physflow.artifacts.errors",
+    "PickleNotAllowedError": "physflow.artifacts.errors",
 }
 
 

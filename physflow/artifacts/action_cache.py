@@ -38,6 +38,7 @@ from ..core.records import (
     encode_plan,
     encode_record,
 )
+from .errors import CorruptObjectError
 from .record_store import RecordStore
 
 PLANS_BUDGET_BYTES = 64 << 20
@@ -83,9 +84,16 @@ class ActionCache:
         if record is None:
             return None
         objects = record_objects(record)
-        if objects and not self.has_objects(objects):
+        if objects and not self.objects_present(objects):
             return None  # gc or quarantine removed a value: recompute it
         return record
+
+    def objects_present(self, objects: Iterable[str]) -> bool:
+        """Every object stored (a reference that is not a digest is damage: a miss)."""
+        try:
+            return self.has_objects(objects)
+        except CorruptObjectError:
+            return False
 
     def record(self, record: ActionRecord) -> None:
         """Write ``record``; call only after every object it references is stored."""
@@ -130,7 +138,7 @@ class ActionCache:
         record = self.plan(digest)
         if record is None or len(record.nodes) != len(uids):
             return None
-        has_objects = self.has_objects
+        has_objects = self.objects_present
         for uid, entry in zip(uids, record.nodes, strict=True):
             if uid != entry.uid or entry.record.key != entry.key:
                 return None

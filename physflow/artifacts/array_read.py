@@ -64,6 +64,8 @@ class Source:
             return self.backend.read(f"{self.rel}/{key}")
         except FileNotFoundError:
             raise self.corrupt(f"file {key} is missing") from None
+        except OSError as exc:  # a link (never followed), a directory, unreadable
+            raise self.corrupt(f"file {key} cannot be read ({exc.strerror or exc})") from None
 
     def local_path(self, key: str) -> str | None:
         return self.backend.local_path(f"{self.rel}/{key}")
@@ -167,7 +169,7 @@ class ArrayReader:
             return None
         index = (0,) * self.ndim
         path = self.source.local_path(self._key(index))
-        if path is None:
+        if path is None or os.path.islink(path):  # a link is read (and refused) by read_chunk
             return None
         key = Layout.key(index)
         expected_bytes = self.layout.size * self.dtype.itemsize

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .hashed_write import write_hashed
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def tmp_name(suffix: str = "") -> str:
@@ -97,8 +100,26 @@ class LocalBackend:
         return os.path.exists(self.abspath(rel))
 
     def read(self, rel: str) -> bytes:
-        with open(self.abspath(rel), "rb") as fh:
+        """The file's bytes; a symlink in the store is never followed (ELOOP -> OSError)."""
+        fd = os.open(self.abspath(rel), os.O_RDONLY | _NOFOLLOW)
+        with os.fdopen(fd, "rb") as fh:
             return fh.read()
+
+    def is_link(self, rel: str) -> bool:
+        return os.path.islink(self.abspath(rel))
+
+    def check_layout_dirs(self, names: tuple[str, ...]) -> None:
+        """Refuse a store whose top-level entries are symlinks or not directories: maintenance
+        moves and deletes inside them and must never reach outside the store."""
+        for name in names:
+            path = self.abspath(name)
+            if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+                from .errors import StoreLocationError
+
+                raise StoreLocationError(
+                    f"{path} is a symlink or not a directory; a store's {name}/ must be a real "
+                    "directory inside it (physflow never follows links out of a store)"
+                )
 
     def write_atomic(self, rel: str, data: bytes) -> None:
         final = self.abspath(rel)
@@ -164,14 +185,15 @@ class LocalBackend:
     def walk(self, rel: str) -> Iterator[tuple[str, int, float]]:
         """(relative file path, size, mtime) of every file below ``rel``."""
         base = self.abspath(rel)
-        for dirpath, _dirs, files in os.walk(base):
+        for dirpath, _dirs, files in os.walk(base):  # never descends into linked directories
             for name in files:
                 path = os.path.join(dirpath, name)
                 try:
-                    st = os.stat(path)
+                    st = os.lstat(path)
                 except FileNotFoundError:
                     continue
-                yield rel + path[len(base) :], st.st_size, st.st_mtime
+                if stat.S_ISREG(st.st_mode):  # links are not store entries: never followed
+                    yield rel + path[len(base) :], st.st_size, st.st_mtime
 
     def mtime(self, rel: str) -> float:
         return os.stat(self.abspath(rel)).st_mtime

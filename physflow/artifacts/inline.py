@@ -9,12 +9,14 @@ Types without a rule are refused (never pickled unless the stage opted in).
 from __future__ import annotations
 
 import enum
-import importlib
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import numpy as np
+
+from ..core.freeze import FrozenDict, FrozenList
+from ..core.value_types import register_value_type, type_path, value_type
 
 #: Arrays (and bytes) at most this large are stored inline in the record.
 INLINE_MAX_BYTES = 16 * 1024
@@ -24,16 +26,16 @@ class UnsupportedValueError(TypeError):
     """A value has no codec; the message names the type and the options."""
 
 
-def _import(path: str) -> Any:
-    module, _, qualname = path.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def _path(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
+    """The name a stored tree gives ``cls`` (registered: this process may decode it later)."""
+    path = type_path(cls)
+    if path not in _SEEN:
+        register_value_type(cls)
+        _SEEN.add(path)
+    return path
+
+
+_SEEN: set[str] = set()
 
 
 StoreLeaf = Callable[[Any], list | None]
@@ -59,9 +61,9 @@ def to_tree(value: Any, store_leaf: StoreLeaf) -> Any:
         return ["y", value]
     if t is tuple:
         return ["t", [to_tree(v, store_leaf) for v in value]]
-    if t is list:
+    if t is list or t is FrozenList:
         return ["l", [to_tree(v, store_leaf) for v in value]]
-    if t is dict:
+    if t is dict or t is FrozenDict:
         return ["d", [[to_tree(k, store_leaf), to_tree(v, store_leaf)] for k, v in value.items()]]
     if isinstance(value, msgspec.Struct):
         fields = {f: to_tree(getattr(value, f), store_leaf) for f in t.__struct_fields__}
@@ -110,7 +112,7 @@ def from_tree(tree: list, load_leaf: LoadLeaf) -> Any:
     if tag == "d":
         return {from_tree(k, load_leaf): from_tree(v, load_leaf) for k, v in tree[1]}
     if tag == "S":
-        cls = _import(tree[1])
+        cls = value_type(tree[1])
         fields = {k: from_tree(v, load_leaf) for k, v in tree[2].items()}
         value = cls(**fields)
         # The stored fields, not what a __post_init__ makes of them (it ran when first built).
@@ -118,7 +120,7 @@ def from_tree(tree: list, load_leaf: LoadLeaf) -> Any:
             msgspec.structs.force_setattr(value, name, field_value)
         return value
     if tag == "E":
-        return _import(tree[1])(from_tree(tree[2], load_leaf))
+        return value_type(tree[1])(from_tree(tree[2], load_leaf))
     if tag == "g":
         return np.frombuffer(tree[2], dtype=np.dtype(tree[1]))[0]
     if tag == "a":

@@ -72,7 +72,7 @@ def _plan_rel(key: str) -> str:
 
 def _read_small(path: str) -> bytes:
     """Read a small file with raw os calls (a third of the cost of ``open().read()``)."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # never follow a link
     try:
         data = os.read(fd, 1 << 16)
         if len(data) == 1 << 16:

@@ -48,6 +48,8 @@ DEFAULT_STORE_PATH = ".physflow"
 #: rewritten); larger ones are hashed in a thread while they are written.
 HASH_FIRST_BYTES = 8 << 20
 MARKER = arrays.META
+#: Top-level directories of a local store (each must be a real directory, never a link).
+LOCAL_DIRS = ("objects", "actions", "manifests", "tmp", "quarantine", "plans", "datasets")
 
 
 def default_store_path() -> str:
@@ -113,6 +115,8 @@ class Store:
             self.tmp_dir = self.root / "tmp"
             self.quarantine_dir = self.root / "quarantine"
         self.actions_layout = resolve_layout(self, actions)
+        if self._local:
+            self.backend.check_layout_dirs(LOCAL_DIRS)
         for sub in ("objects", "manifests", "tmp"):
             self.backend.makedirs(sub)
         self.records = self._open_records()

@@ -20,6 +20,7 @@ from ..core.array_rules import array_digest_from_parts, bytes_digest_from_hash
 from ..core.digest_registry import hash_array_bytes
 from ..core.framing import DIGEST_PREFIX, hex_of
 from ..core.hashing import digest
+from ..core.names import is_hex_key
 from ..core.records import decode_record
 from .arrays import ArrayReader, Source, array_digest
 from .errors import CorruptObjectError, MissingObjectError
@@ -29,9 +30,15 @@ if TYPE_CHECKING:
 
 
 def iter_objects(store: Store) -> Iterator[str]:
-    """Digests of all visible objects."""
+    """Digests of all visible objects (names that are not digests, and links, are skipped:
+    they are not store entries)."""
     for shard in store.backend.listdir("objects"):
+        if store.is_local and store.backend.is_link(f"objects/{shard}"):
+            continue
         for name in store.backend.listdir(f"objects/{shard}"):
+            rel = f"objects/{shard}/{name}"
+            if not is_hex_key(name) or (store.is_local and store.backend.is_link(rel)):
+                continue
             if store.has_object(name):
                 yield DIGEST_PREFIX + name
 

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from ..core.freeze import deep_freeze
+from ..core.value_types import register_value_type
 
 
 def freeze_fields(config: msgspec.Struct) -> None:
@@ -45,7 +46,9 @@ class _ConfigMeta(msgspec.StructMeta):
     def __new__(mcls, name: str, bases: tuple, namespace: dict, **kwargs: Any) -> Any:
         kwargs.setdefault("kw_only", True)
         namespace["__post_init__"] = _freezing(namespace.get("__post_init__"))
-        return super().__new__(mcls, name, bases, namespace, **kwargs)
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        register_value_type(cls)  # its values may be decoded from the store (value_types.py)
+        return cls
 
 
 class Config(msgspec.Struct, metaclass=_ConfigMeta, frozen=True, forbid_unknown_fields=True):

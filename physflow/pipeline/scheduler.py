@@ -243,7 +243,7 @@ class Scheduler:
 
     def _lookup(self, node: PlanNode, state: NodeState, key: str) -> ActionRecord | None:
         hint = self.hints.get(key) if self.hints else None
-        if hint is not None and self.store.has_objects(record_objects(hint.record)):
+        if hint is not None and self.actions.objects_present(record_objects(hint.record)):
             if hint.token == node.token:  # same node, same key: same manifest record
                 state.manifest_node = hint.manifest_node
             return hint.record

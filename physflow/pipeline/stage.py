@@ -14,6 +14,7 @@ import msgspec
 from ..core.fingerprint import stage_fingerprint
 from ..core.freeze import deep_freeze
 from ..core.refs import SINGLE_OUTPUT
+from ..core.value_types import register_annotation, register_module_types
 from .config import Config
 
 #: Keyword-only parameters the runner provides.
@@ -192,6 +193,15 @@ def _freeze_defaults(fn: Callable[..., Any], where: str) -> None:
         fn.__defaults__ = tuple(deep_freeze(d, f"{where}: a default") for d in fn.__defaults__)
 
 
+def _register_value_types(fn: Callable[..., Any]) -> None:
+    """The Structs and enums a stage's signature and module name may be decoded from the store
+    (see core/value_types.py): a fresh process that replays cached results can read them."""
+    for annotation in _resolved_hints(fn).values():
+        if not isinstance(annotation, str):
+            register_annotation(annotation)
+    register_module_types(fn.__module__)
+
+
 def _check_resources(where: str, resources: Mapping[str, float] | None) -> dict[str, float]:
     resources = dict(resources or {})
     for key, amount in resources.items():
@@ -236,6 +246,7 @@ def stage(
             )
         config_type, inputs, uses_rng, uses_ctx = _signature_parts(fn)
         _freeze_defaults(fn, where)
+        _register_value_types(fn)
         names = None
         if outputs is not None:
             names = tuple(outputs)

@@ -37,3 +37,10 @@ class Loose(msgspec.Struct):
 
 class HoldsLoose(pf.Config):
     inner: Loose | None = None
+
+
+class Opaque:
+    """A class with no codec: storable only with pickle (opt-in)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
