@@ -12,7 +12,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .common import EXECUTORS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, _err
+from .common import (
+    EXECUTORS,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    _err,
+    add_user_paths,
+)
 
 
 def _add_store(p: argparse.ArgumentParser) -> None:
@@ -99,6 +107,7 @@ def cmd_scan(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="physflow scan", description="run a parameter scan")
     scan_cli.add_scan_arguments(parser)
     args = parser.parse_args(list(argv))
+    add_user_paths(args.spec)
     return int(scan_cli.run_scan_command(args))
 
 
@@ -127,6 +136,8 @@ def _dispatch(argv: list[str]) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if isinstance(getattr(args, "spec", None), str):
+        add_user_paths(args.spec)  # the user's stage modules next to the spec, or in cwd
     module, function = _COMMANDS[args.command]
     command = getattr(importlib.import_module(f"{__package__}.{module}"), function)
     return int(command(args))

@@ -67,7 +67,11 @@ class ScanManifest(msgspec.Struct, omit_defaults=True):
     misses: int = 0
     failed: int = 0
     skipped: int = 0
+    #: points with a failed node
     points_failed: int = 0
+    #: points that did not finish without failing themselves (cancelled by --fail-fast or an
+    #: interrupt, or skipped): run the scan again to complete them
+    points_cancelled: int = 0
 
     def node(self, uid: str) -> NodeRecord:
         for record in self.nodes:
@@ -120,7 +124,13 @@ class ScanManifest(msgspec.Struct, omit_defaults=True):
 
     @property
     def failures(self) -> dict[int, str]:
-        return {i: p.error or p.status for i, p in enumerate(self.points) if p.status != "ok"}
+        """Point index -> error, for the points that failed."""
+        return {i: p.error or p.status for i, p in enumerate(self.points) if p.status == "failed"}
+
+    @property
+    def cancelled(self) -> list[int]:
+        """Indices of the points that were cancelled or skipped (not failed themselves)."""
+        return [i for i, p in enumerate(self.points) if p.status in ("cancelled", "skipped")]
 
 
 def new_scan_id() -> str:
@@ -160,8 +170,15 @@ def build_scan_manifest(
     one by one by :func:`~physflow.manifests.writer.encode_run_nodes` and spliced in by
     :func:`~physflow.manifests.writer.encode_manifest`."""
     counts = status_counts(outcome)
-    points_failed = sum(1 for p in points if p.status != "ok")
-    status = "interrupted" if outcome.interrupted else "failed" if points_failed else "ok"
+    points_failed = sum(1 for p in points if p.status == "failed")
+    points_cancelled = sum(1 for p in points if p.status in ("cancelled", "skipped"))
+    status = (
+        "interrupted"
+        if outcome.interrupted or (points_cancelled and not points_failed)
+        else "failed"
+        if points_failed
+        else "ok"
+    )
     return ScanManifest(
         schema_version=SCHEMA_VERSION,
         scan_id=scan_id,
@@ -190,6 +207,7 @@ def build_scan_manifest(
         failed=counts["failed"],
         skipped=counts["skipped"],
         points_failed=points_failed,
+        points_cancelled=points_cancelled,
     )
 
 
