@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -24,7 +26,7 @@ from .backend import tmp_name
 
 PLANS_DIR = "plans"
 #: Compare-and-swap attempts on a recent-plans list before giving up (it is only an accelerator).
-CAS_ATTEMPTS = 8
+CAS_ATTEMPTS = 16
 
 
 class RecordStore(Protocol):
@@ -256,11 +258,12 @@ class FileRecords:
         if read_tagged is None:
             self.backend.write_atomic(rel, "\n".join(change(self._list(rel))).encode())
             return
-        for _attempt in range(CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
             found = read_tagged(rel)
             old, tag = ([], None) if found is None else (self._decode_list(found[0]), found[1])
             if self.backend.replace(rel, "\n".join(change(old)).encode(), tag):
                 return
+            time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # let the winner finish
 
     def mark_recent(self, name: str, key: str) -> None:
         self._update_list(_latest_rel(name), lambda old: [key] + [k for k in old if k != key])

@@ -189,7 +189,8 @@ class FsspecProbeClient:
         try:  # s3fs filters keyword arguments botocore does not know: the probe catches that
             self.backend.fs.call_s3("put_object", **_bucket_key(path), Body=data, IfMatch=if_match)
         except Exception as exc:
-            if "PreconditionFailed" in repr(exc) or "412" in repr(exc):
+            text = f"{exc!r} {exc.__cause__!r}"
+            if "PreconditionFailed" in text or "pre-condition" in text or " 412" in text:
                 raise ConditionFailed(rel) from None
             raise
 

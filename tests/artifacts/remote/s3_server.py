@@ -66,9 +66,8 @@ class S3Server:
 
     def start(self, timeout: float = 60.0) -> S3Server:
         port_file = self.workdir / "s3-port"
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))
-        }
+        port_file.unlink(missing_ok=True)  # a stale one from an earlier server
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
         env.update(HOME=str(self.workdir), AWS_ACCESS_KEY_ID="physflow", AWS_SECRET_ACCESS_KEY="x")
         root = Path(__file__).resolve().parents[3]
         env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
