@@ -70,6 +70,7 @@ class ObjectStoreBackend:
         base = staging_dir or Path(tempfile.gettempdir()) / f"physflow-staging-{os.getuid()}"
         self.staging = Path(base)
         self.staging.mkdir(parents=True, exist_ok=True)
+        _sweep_staging(self.staging)
         probe_key = (url, repr(sorted((storage_options or {}).items())))
         honoured = _PROBED.get(probe_key) if client is None else None
         if honoured is None:  # once per process and store (an injected client: every time)
@@ -232,6 +233,20 @@ class ObjectStoreBackend:
             current = self.read_tagged(rel)
             if current is not None:
                 self.replace(rel, current[0], current[1])
+
+
+def _sweep_staging(staging: Path) -> None:
+    """Remove staged copies left by writers on this host that died (kill -9) before publishing."""
+    for entry in os.scandir(staging):
+        pid = entry.name.split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            continue
 
 
 def _timestamp(meta: dict[str, Any]) -> float:

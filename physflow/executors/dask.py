@@ -78,12 +78,13 @@ class DaskExecutor(Executor):
 
     ``address=None`` starts a ``LocalCluster`` of ``workers`` processes (default: one per CPU)
     with ``threads_per_worker`` threads each; an address (``"tcp://host:8786"``) or a
-    ``distributed.Client`` joins an existing cluster. The cluster is kept across runs: close it
-    with :meth:`close` or use the executor as a context manager. A worker that dies while running
-    a task: the task runs again on another worker, up to ``lost_worker_retries`` times (the
-    local cluster's ``allowed-failures``; an external scheduler applies its own setting, 3 by
-    default), then fails its node -- so a stage that crashes its worker fails after that many
-    retries, while a lost machine costs one attempt.
+    ``distributed.Client`` (``client=``, e.g. of a dask-jobqueue ``SLURMCluster``) joins an
+    existing cluster (physflow never closes a client it was given). The cluster is kept across
+    runs: close it with :meth:`close` or use the executor as a context manager. A worker that
+    dies while running a task: the task runs again on another worker, up to
+    ``lost_worker_retries`` times (the local cluster's ``allowed-failures``; an external
+    scheduler applies its own setting, 3 by default), then fails its node -- so a stage that
+    crashes its worker fails after that many retries, while a lost machine costs one attempt.
     """
 
     name = "dask"
@@ -99,9 +100,10 @@ class DaskExecutor(Executor):
         resources: Mapping[str, float] | None = None,
         close_after_run: bool = False,
         lost_worker_retries: int = 1,
+        client: Any = None,
         **cluster_options: Any,
     ) -> None:
-        self.address = address
+        self.address = client if client is not None else address
         self.workers = workers
         self.threads_per_worker = threads_per_worker
         self.worker_resources = dict(resources) if resources is not None else None
