@@ -133,7 +133,7 @@ def claim(spec: str, key: str, log: str, ttl: float, die: bool) -> None:
 
     def compute():
         with open(log, "a") as fh:
-            fh.write(f"{os.getpid()}\n")
+            fh.write(f"{os.getpid()} {time.time()}\n")
         if die:
             _die()  # holding the claim: it must expire before anyone else computes
         time.sleep(0.3)  # long enough for the others to find the claim held
