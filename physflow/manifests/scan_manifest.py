@@ -17,7 +17,8 @@ import msgspec
 
 from ..core.refs import is_single
 from .environment import capture_environment
-from .schema import SCHEMA_VERSION, Environment, NodeRecord
+from .schema import SCHEMA_VERSION, Environment, NodeRecord, StageInfo
+from .stage_info import stages_of
 from .writer import OutcomeFacts, PipelineFacts, status_counts
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ class ScanManifest(msgspec.Struct, omit_defaults=True):
     #: points that did not finish without failing themselves (cancelled by --fail-fast or an
     #: interrupt, or skipped): run the scan again to complete them
     points_cancelled: int = 0
+    #: stage fingerprint -> its parts (for ``physflow explain``)
+    stages: dict[str, StageInfo] = {}
 
     def node(self, uid: str) -> NodeRecord:
         for record in self.nodes:
@@ -208,6 +211,7 @@ def build_scan_manifest(
         skipped=counts["skipped"],
         points_failed=points_failed,
         points_cancelled=points_cancelled,
+        stages=stages_of(outcome.nodes.values()),
     )
 
 
