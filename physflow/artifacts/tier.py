@@ -83,7 +83,9 @@ class TieredBackend:
         self._bumped: set[str] = set()
         self.refetched = 0  # damaged tier files replaced from the remote store (for tests)
 
-    def __getattr__(self, name: str) -> Any:  # the remote's own extras (client, fs, staging)
+    def __getattr__(self, name: str) -> Any:
+        """The remote's own extras (client, fs, conditional; read_tagged and replace for the
+        mutable recent-plans lists, which never enter the tier) -- or AttributeError."""
         if name == "remote":
             raise AttributeError(name)
         return getattr(self.remote, name)
@@ -206,12 +208,6 @@ class TieredBackend:
         if created and isinstance(data, bytes | bytearray | memoryview):
             self.keep(rel, data)
         return created
-
-    def read_tagged(self, rel: str) -> tuple[bytes, str | None] | None:
-        return self.remote.read_tagged(rel)
-
-    def replace(self, rel: str, data: bytes, tag: str | None) -> bool:
-        return self.remote.replace(rel, data, tag)
 
     def delete_if(self, rel: str, data: bytes) -> None:
         self.drop(rel)
