@@ -38,6 +38,8 @@ from .remote_client import ConditionFailed, ObjectClient, probe_conditional, spl
 #: cannot be create-only through obstore, so they are only started when the key is absent;
 #: a concurrent writer of the same key writes the same bytes (the chunk of the same object).
 SINGLE_PUT_MAX = 1 << 30
+#: Data files of one object uploaded at once.
+UPLOAD_THREADS = 8
 _PROBED: dict[tuple[str, str], bool] = {}
 
 
@@ -273,19 +275,40 @@ def publish_dir(backend: Any, local: Path, final_rel: str, marker: str) -> bool:
 
     A key that already holds the same bytes is fine (a crashed or concurrent writer of the same
     object); once the marker exists the object is complete and the rest is skipped. Different
-    bytes are a :class:`PublishConflictError` naming the key.
+    bytes are a :class:`PublishConflictError` naming the key. (Callers check for an existing
+    object first -- ``Store.write_object`` -- so that is not repeated here.)
     """
-    if backend.exists(f"{final_rel}/{marker}"):
-        return False
     names = sorted(
         str(p.relative_to(local)) for p in local.rglob("*") if p.is_file() and p.name != marker
     )
     try:
-        for name in [*names, marker]:
-            _create_file(backend, local / name, f"{final_rel}/{name}", final_rel, marker)
+        _create_all(backend, local, names, final_rel, marker)
+        _create_file(backend, local / marker, f"{final_rel}/{marker}", final_rel, marker)
     except _Published:
         return False
     return True
+
+
+def _create_all(backend: Any, local: Path, names: list[str], final_rel: str, marker: str) -> None:
+    """Upload data files, several at once (requests release the GIL); first error wins."""
+    if len(names) <= 1:
+        for name in names:
+            _create_file(backend, local / name, f"{final_rel}/{name}", final_rel, marker)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(UPLOAD_THREADS, len(names))) as pool:
+        futures = [
+            pool.submit(_create_file, backend, local / n, f"{final_rel}/{n}", final_rel, marker)
+            for n in names
+        ]
+        errors = [f.exception() for f in futures]
+    for error in errors:  # another writer's object beats a conflict report, which beats none
+        if isinstance(error, _Published):
+            raise error
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 def _create_file(backend: Any, path: Path, rel: str, final_rel: str, marker: str) -> None:

@@ -33,6 +33,10 @@ _S3FS_KEYS = {
 }
 
 
+#: Reads at least this large are returned without a copy (chunk files; never JSON or records).
+ZERO_COPY_BYTES = 1 << 20
+
+
 class ConditionFailed(Exception):
     """An ``If-Match`` precondition did not hold (the object changed, or is gone)."""
 
@@ -93,10 +97,12 @@ class ObjectClient:
         self.url = url
 
     def get(self, path: str) -> bytes:
-        """The object's bytes; ``FileNotFoundError`` when absent."""
+        """The object's bytes; ``FileNotFoundError`` when absent. Large payloads come as a
+        read-only memoryview of the received buffer (no copy of a chunk)."""
         import obstore
 
-        return obstore.get(self.store, path).bytes().to_bytes()
+        data = obstore.get(self.store, path).bytes()
+        return data.to_bytes() if len(data) < ZERO_COPY_BYTES else memoryview(data)  # type: ignore[return-value]
 
     def get_tagged(self, path: str) -> tuple[bytes, str | None]:
         """The object's bytes and ETag (for a later :meth:`put` with ``if_match``)."""

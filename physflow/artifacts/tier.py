@@ -59,7 +59,7 @@ def _unseal(raw: bytes) -> bytes | None:
     check = raw[-TRAILER : -len(MAGIC)]
     if _check(payload) != check:
         return None
-    return bytes(payload) if len(payload) < (1 << 20) else raw[:-TRAILER]
+    return bytes(payload) if len(payload) < (1 << 20) else payload  # type: ignore[return-value]
 
 
 class TieredBackend:
@@ -263,14 +263,16 @@ class TieredBackend:
 
 
 def _read_fd(fd: int) -> bytes:
-    size = os.fstat(fd).st_size
-    data = os.read(fd, size + 1)
-    if len(data) == size:
+    data = os.read(fd, 1 << 16)  # records and markers: one read, no stat
+    if len(data) < 1 << 16:
         return data
-    parts = [data]
-    while chunk := os.read(fd, 1 << 24):
-        parts.append(chunk)
-    return b"".join(parts)
+    buf = bytearray(os.fstat(fd).st_size)
+    view = memoryview(buf)
+    view[: len(data)] = data
+    done = len(data)
+    while done < len(buf) and (n := os.readv(fd, [view[done:]])):
+        done += n
+    return buf if done == len(buf) else buf[:done]  # type: ignore[return-value]
 
 
 def _files(root: str) -> Iterator[tuple[str, int, float]]:

@@ -10,6 +10,7 @@ the atomicity real S3 has -- the protocol itself is moto's, unmodified.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -33,6 +34,9 @@ class _Serialised:
     def __call__(self, environ: dict, start_response: Any) -> Any:
         if environ.get("REQUEST_METHOD") not in MUTATING:
             return self.app(environ, start_response)
+        length = environ.get("CONTENT_LENGTH")
+        if length:  # receive the body first: uploads overlap, only the commits are serialised
+            environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(int(length)))
         with self.lock:
             # materialise the response inside the lock: the write is complete when it returns
             return list(self.app(environ, start_response))
