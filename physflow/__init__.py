@@ -9,15 +9,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .core.hashing import digest
-from .core.refs import Ref
-from .pipeline.config import Config
-from .pipeline.graph import Pipeline, PipelineError
-from .pipeline.stage import Stage, StageDefinitionError, stage
-
 __version__ = "0.1.0"
 
+# Every name is imported on first use (PEP 562), so that ``physflow --help`` and other entry
+# points under ``physflow.`` do not pay for numpy and the engine until they need them.
 _LAZY = {
+    "digest": "physflow.core.hashing",
+    "Ref": "physflow.core.refs",
+    "Config": "physflow.pipeline.config",
+    "Pipeline": "physflow.pipeline.graph",
+    "PipelineError": "physflow.pipeline.graph",
+    "Stage": "physflow.pipeline.stage",
+    "StageDefinitionError": "physflow.pipeline.stage",
+    "stage": "physflow.pipeline.stage",
     "Store": "physflow.artifacts.store",
     "StageContext": "physflow.artifacts.context",
     "RunResult": "physflow.pipeline.run",
@@ -57,14 +61,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY, "ml"])
 
 
-__all__ = [
-    "Config",
-    "Pipeline",
-    "PipelineError",
-    "Ref",
-    "Stage",
-    "StageDefinitionError",
-    "digest",
-    "stage",
-    *_LAZY,
-]
+__all__ = [*_LAZY]

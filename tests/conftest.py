@@ -1,12 +1,59 @@
-"""Shared test helpers: action records through a store's real storage, for both layouts."""
+"""Shared test helpers: a hermetic environment for every test, and action records through a
+store's real storage, for both layouts."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Stores a test must never read or write: the checkout's default store and the user's.
+GUARDED_STORES = (ROOT / ".physflow", Path.home() / ".physflow")
+
+
+def _snapshot(root: Path, limit: int = 50_000) -> dict[str, tuple[int, int]] | None:
+    """(mtime, size) of every entry under ``root`` (None when it does not exist)."""
+    if not root.exists():
+        return None
+    found: dict[str, tuple[int, int]] = {}
+    for here, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            st = os.lstat(os.path.join(here, name))
+            found[os.path.join(here, name)] = (st.st_mtime_ns, st.st_size)
+            if len(found) >= limit:
+                return found
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _guard_real_stores():
+    """Fails the session if any test created or changed ./.physflow or ~/.physflow."""
+    before = {p: _snapshot(p) for p in GUARDED_STORES}
+    yield
+    changed = [str(p) for p in GUARDED_STORES if _snapshot(p) != before[p]]
+    assert not changed, f"tests touched a real store: {changed}; pass store=tmp_path / 'store'"
+
+
+@pytest.fixture(scope="session")
+def _test_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(autouse=True)
+def hermetic(monkeypatch, tmp_path_factory, _test_home) -> Path:
+    """Every test runs in its own empty working directory, with ``$PHYSFLOW_STORE`` inside it
+    and ``$HOME`` in a temporary directory, so nothing reads or writes the checkout's
+    ``./.physflow``, the user's store or home (subprocesses inherit this environment).
+    Returns the working directory."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("HOME", str(_test_home))
+    monkeypatch.setenv("PHYSFLOW_STORE", str(cwd / "env-store"))
+    return cwd
 
 
 class RawRecords:

@@ -77,13 +77,33 @@ class LocalSink(Sink):
         write_hashed(path, data, hashers)
 
 
+def _link_create(final: str, tmp: str, data: bytes) -> bool:
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return True
+
+
 class LocalBackend:
     """A store in a local directory; entries are published by atomic rename."""
 
     atomic_rename = True
     is_local = True
+    conditional = True  # create() is atomic (link)
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cache_dir: Any = None) -> None:
+        if cache_dir is not None:  # a local path is its own fastest tier
+            raise ValueError(
+                f"Store({str(root)!r}, cache_dir=...): a local tier is for URL stores; for a "
+                f"store on a network filesystem shared by several hosts open it as 'file://{root}'"
+            )
         self.root = root
         self.prefix = str(root)
 
@@ -133,6 +153,17 @@ class LocalBackend:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+    def create(self, rel: str, data: bytes) -> bool:
+        """Create ``rel`` only if absent (False when it exists): ``link`` of a complete temp
+        file, which is atomic on local disks and on NFS alike."""
+        return _link_create(self.abspath(rel), self.abspath("tmp/" + tmp_name(".new")), data)
+
+    def delete_if(self, rel: str, data: bytes) -> None:
+        """Delete ``rel`` if it still holds ``data`` (how a damaged entry is replaced)."""
+        with contextlib.suppress(OSError):
+            if self.read(rel) == data:
+                os.unlink(self.abspath(rel))
 
     def new_sink(self) -> tuple[str, LocalSink]:
         rel = "tmp/" + tmp_name()
@@ -234,6 +265,16 @@ class FsspecBackend:
         self.fs = fs
         self.url = url
         self.prefix = path.rstrip("/")
+        protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+        self._on_disk = "file" in protocols or "local" in protocols
+        #: Whether create() is enforced: a local (or NFS) path links; s3fs sends If-None-Match,
+        #: which is probed once (s3fs #973: a create can silently become an overwrite).
+        self.conditional = self._on_disk
+        if not self._on_disk and {"s3", "s3a"} & set(protocols):
+            from .remote_client import FsspecProbeClient, probe_conditional
+
+            probe = FsspecProbeClient(self)
+            self.conditional = probe_conditional(probe, f"tmp/probe-{tmp_name()}")
 
     def abspath(self, rel: str) -> str:
         return f"{self.prefix}/{rel}"
@@ -270,6 +311,23 @@ class FsspecBackend:
             self.fs.pipe_file(final, data)
             with contextlib.suppress(Exception):
                 self.fs.rm(tmp)
+
+    def create(self, rel: str, data: bytes) -> bool:
+        """Create ``rel`` only if absent; enforced where :attr:`conditional` (else a check then
+        a write: content addressing keeps values right, concurrent writers may repeat work)."""
+        if self._on_disk:
+            return _link_create(self.abspath(rel), self.abspath("tmp/" + tmp_name(".new")), data)
+        self.fs.makedirs(self.abspath(rel).rsplit("/", 1)[0], exist_ok=True)
+        try:
+            self.fs.pipe_file(self.abspath(rel), bytes(data), mode="create")
+        except FileExistsError:
+            return False
+        return True
+
+    def delete_if(self, rel: str, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            if self.read(rel) == data:
+                self.fs.rm(self.abspath(rel))
 
     def new_sink(self) -> tuple[str, FsspecSink]:
         rel = "tmp/" + tmp_name()

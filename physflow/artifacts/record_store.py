@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 import blake3
+import msgspec
 
 from ..core.framing import hex_of
 from ..core.names import is_hex_key
+from ..core.records import decode_plan, decode_record
 from .backend import tmp_name
 
 PLANS_DIR = "plans"
+#: Compare-and-swap attempts on a recent-plans list before giving up (it is only an accelerator).
+CAS_ATTEMPTS = 16
 
 
 class RecordStore(Protocol):
@@ -85,9 +91,30 @@ def _read_small(path: str) -> bytes:
         os.close(fd)
 
 
+def _record_of(key: str, data: bytes) -> bool:
+    """Whether ``data`` is an intact action record filed under hex ``key``."""
+    try:
+        return hex_of(decode_record(data).key) == key
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return False
+
+
+def _plan_of(key: str, data: bytes) -> bool:
+    try:
+        return hex_of(decode_plan(data).plan) == key
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return False
+
+
 class FileRecords:
     """One file per record (``actions/ab/<key>``), per plan (``plans/ab/<key>``) and per name
-    list (``plans/latest/<hash of name>``), each published whole (temp file + rename)."""
+    list (``plans/latest/<hash of name>``), each published whole (temp file + rename).
+
+    On backends with create-only writes (object stores: ``backend.create``), records and plans
+    are published create-only: the first writer of a key wins, a later one that finds an intact
+    record of the same key is done (records of one key are equivalent), and a damaged one is
+    deleted and replaced. The recent-plans lists are then replaced by compare-and-swap.
+    """
 
     layout = "files"
 
@@ -109,7 +136,7 @@ class FileRecords:
 
     def put(self, key: str, data: bytes) -> None:
         if not self._local:
-            self.backend.write_atomic(f"actions/{key[:2]}/{key}", data)
+            self._put_once(f"actions/{key[:2]}/{key}", data, lambda d: _record_of(key, d))
             return
         parent = f"{self._prefix}{key[:2]}"
         tmp = f"{self._tmp}/{tmp_name('.rec')}"
@@ -172,7 +199,29 @@ class FileRecords:
             return None
 
     def put_plan(self, key: str, data: bytes) -> None:
-        self.backend.write_atomic(_plan_rel(key), data)
+        if self._local:
+            self.backend.write_atomic(_plan_rel(key), data)
+        else:
+            self._put_once(_plan_rel(key), data, lambda d: _plan_of(key, d))
+
+    def _put_once(self, rel: str, data: bytes, intact: Any) -> None:
+        """Create-only write (where the backend has one): a lost race is success when the
+        existing entry is intact and filed under the same key; a damaged one is replaced."""
+        create = getattr(self.backend, "create", None)
+        if create is None:
+            self.backend.write_atomic(rel, data)
+            return
+        for _attempt in range(3):
+            if create(rel, data):
+                return
+            try:
+                theirs = self.backend.read(rel)
+            except FileNotFoundError:
+                continue  # deleted meanwhile (gc): try again
+            if theirs == data or intact(theirs):
+                return
+            self.backend.delete_if(rel, theirs)  # damaged: never served, so replace it
+        raise OSError(f"could not publish {self.backend.abspath(rel)}: it keeps changing")
 
     def delete_plans(self, keys: Iterable[str]) -> None:
         for key in keys:
@@ -191,24 +240,42 @@ class FileRecords:
 
     def _list(self, rel: str) -> list[str]:
         try:
-            keys = [hex_of(k) for k in self.backend.read(rel).decode().split("\n") if k]
-            return [k for k in keys if is_hex_key(k)]  # anything else is damage, never a path
-        except (FileNotFoundError, UnicodeDecodeError, IsADirectoryError):
+            return self._decode_list(self.backend.read(rel))
+        except (FileNotFoundError, IsADirectoryError):
             return []
 
+    @staticmethod
+    def _decode_list(data: bytes) -> list[str]:
+        try:
+            keys = [hex_of(k) for k in data.decode().split("\n") if k]
+        except UnicodeDecodeError:
+            return []
+        return [k for k in keys if is_hex_key(k)]  # anything else is damage, never a path
+
+    def _update_list(self, rel: str, change: Any) -> None:
+        """Replace a recent-plans list with ``change(old list)``: compare-and-swap where the
+        backend has it (object stores), else whole-file replace. Losing an update loses only an
+        accelerator; a wrong plan is never served (plans are checked by digest and checksum)."""
+        read_tagged = getattr(self.backend, "read_tagged", None)
+        if read_tagged is None:
+            self.backend.write_atomic(rel, "\n".join(change(self._list(rel))).encode())
+            return
+        for attempt in range(CAS_ATTEMPTS):
+            found = read_tagged(rel)
+            old, tag = ([], None) if found is None else (self._decode_list(found[0]), found[1])
+            if self.backend.replace(rel, "\n".join(change(old)).encode(), tag):
+                return
+            time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # let the winner finish
+
     def mark_recent(self, name: str, key: str) -> None:
-        rel = _latest_rel(name)
-        newest = [key] + [k for k in self._list(rel) if k != key]
-        self.backend.write_atomic(rel, "\n".join(newest).encode())
+        self._update_list(_latest_rel(name), lambda old: [key] + [k for k in old if k != key])
 
     def recent(self, name: str, skip: int = 0) -> list[str]:
         return self._list(_latest_rel(name))[skip:]
 
     def unlist(self, name: str, keys: Iterable[str]) -> None:
-        rel = _latest_rel(name)
         gone = set(keys)
-        kept = [k for k in self._list(rel) if k not in gone]
-        self.backend.write_atomic(rel, "\n".join(kept).encode())
+        self._update_list(_latest_rel(name), lambda old: [k for k in old if k not in gone])
 
     def listed(self, keys: Iterable[str]) -> set[str]:
         wanted = set(keys)

@@ -34,12 +34,13 @@ from ..core.records import ActionRecord, OutputEntry
 from . import arrays
 from .action_cache import ActionCache
 from .arrays import c_order as _c_order
-from .backend import FsspecBackend, LocalBackend, Sink, tmp_name
+from .backend import LocalBackend, Sink, tmp_name
 from .errors import CorruptObjectError, MissingObjectError, StoreLocationError
 from .inline import UnsupportedValueError
 from .layout import LAYOUTS, resolve_layout
 from .record_store import FileRecords, RecordStore
 from .records_sqlite import DB_NAME, SqliteRecords, create_db
+from .remote import open_url_backend
 from .values import get_value, put_value
 
 DEFAULT_STORE_ENV = "PHYSFLOW_STORE"
@@ -79,6 +80,8 @@ class Store:
         compress: bool = False,
         storage_options: dict[str, Any] | None = None,
         actions: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_bytes: int | None = None,
     ) -> None:
         location = path if path is not None else default_store_path()
         if not str(location).strip():
@@ -94,9 +97,10 @@ class Store:
         self.allow_pickle = allow_pickle
         self.compress = compress
         self.storage_options = storage_options
-        self.backend: LocalBackend | FsspecBackend
+        self.backend: Any
+        self.cache_dir, self.cache_bytes = cache_dir, cache_bytes  # issue 19: tiered reads
         if is_url(location):
-            self.backend = FsspecBackend(str(location), storage_options)
+            self.backend = open_url_backend(str(location), storage_options, cache_dir, cache_bytes)
             self.root: Any = str(location).rstrip("/")
             self._local = False
             base = self.backend.prefix
@@ -107,7 +111,7 @@ class Store:
             self.quarantine_dir: Any = f"{base}/quarantine"
         else:
             self.root = Path(location).absolute()
-            self.backend = LocalBackend(self.root)
+            self.backend = LocalBackend(self.root, cache_dir)
             self._local = True
             self.objects_dir = self.root / "objects"
             self.actions_dir = self.root / "actions"
@@ -154,6 +158,7 @@ class Store:
                 self.compress,
                 self.storage_options,
                 self.actions_layout,
+                *(self.cache_dir, self.cache_bytes),
             ),
         )
 
@@ -399,6 +404,7 @@ def _reopen(
     compress: bool,
     storage_options: dict[str, Any] | None,
     actions: str | None = None,
+    *tier: Any,  # cache_dir, cache_bytes (issue 19)
 ) -> Store:
     return Store(
         location,
@@ -406,6 +412,7 @@ def _reopen(
         compress=compress,
         storage_options=storage_options,
         actions=actions,
+        **dict(zip(("cache_dir", "cache_bytes"), tier, strict=False)),
     )
 
 

@@ -18,6 +18,30 @@ def _err(message: str) -> None:
     print(f"physflow: error: {message}", file=sys.stderr)
 
 
+def add_user_paths(spec: str | None) -> list[str]:
+    """Put the spec file's directory and the current directory on the import path, as pytest
+    does for its rootdir, so ``stage: osc:tone`` finds ``osc.py`` next to the spec.
+
+    Both go to the front of ``sys.path`` (like a script's own directory) and of
+    ``$PYTHONPATH``, which worker processes (processes and dask executors) inherit. Returns the
+    directories added.
+    """
+    import os
+
+    dirs: list[str] = []
+    if spec:
+        dirs.append(os.path.dirname(os.path.abspath(spec)))
+    dirs.append(os.getcwd())
+    added = []
+    for d in reversed(dict.fromkeys(dirs)):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+            added.append(d)
+    old = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*dirs, *old]))
+    return added
+
+
 def _overrides(sets: Sequence[str]) -> dict[str, Any]:
     from ..pipeline.spec import parse_set_option
 
@@ -42,26 +66,34 @@ def _store_path(arg: str | None) -> str:
     return default_store_path() if arg is None else arg
 
 
+_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+
+
 def parse_size(text: str) -> int:
-    units = {
-        "": 1,
-        "b": 1,
-        "kb": 10**3,
-        "mb": 10**6,
-        "gb": 10**9,
-        "tb": 10**12,
-        "kib": 2**10,
-        "mib": 2**20,
-        "gib": 2**30,
-        "tib": 2**40,
-    }
-    t = text.strip().lower()
-    num = t.rstrip("kmgtib")
+    """``50G``, ``50GB``, ``500 MB``, ``2GiB``, ``1.5T``, ``4096`` -> bytes.
+
+    K/M/G/T/P with or without ``B`` are decimal (``50G`` = 50 * 10**9, as disk vendors and
+    ``df -H`` count); ``Ki``/``KiB`` ... are binary.
+    """
+    t = text.strip().lower().replace(" ", "").replace("_", "")
+    num = t.rstrip("kmgtpib")
     unit = t[len(num) :]
+    binary = "i" in unit
+    prefix = unit.removesuffix("b").removesuffix("i")
+    valid = unit in ("", "b") or (
+        prefix in _SIZE_POWERS and unit in (prefix, prefix + "b", prefix + "i", prefix + "ib")
+    )
     try:
-        return int(float(num) * units[unit])
-    except (ValueError, KeyError):
-        raise UsageError(f"cannot read size {text!r}; write e.g. 500MB or 2GiB") from None
+        if not valid or not num:
+            raise ValueError
+        value = float(num) * (1024 if binary else 1000) ** _SIZE_POWERS[prefix if unit else ""]
+        if value < 0 or value != value:
+            raise ValueError
+        return int(value)
+    except (ValueError, KeyError, OverflowError):
+        raise UsageError(
+            f"cannot read size {text!r}; write e.g. 50G, 500MB, 2GiB or a number of bytes"
+        ) from None
 
 
 def parse_duration(text: str) -> float:

@@ -1,4 +1,5 @@
-"""The ``physflow`` command line: run / scan / dag / show / cache / stages / manifest-schema.
+"""The ``physflow`` command line: run / scan / dag / show / explain / report / cache / stages /
+manifest-schema.
 
 Exit codes: 0 ok, 1 a node failed, 2 bad spec or usage. Only argparse is imported at module
 level so ``physflow --help`` stays instant; each command imports what it needs.
@@ -12,7 +13,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .common import EXECUTORS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, _err
+from .common import (
+    EXECUTORS,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    _err,
+    add_user_paths,
+)
 
 
 def _add_store(p: argparse.ArgumentParser) -> None:
@@ -52,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run)
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed node")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    run.add_argument(
+        "--explain", action="store_true", help="say why each node that ran was not a cache hit"
+    )
 
     # 'scan' is dispatched before parsing (its options come from physflow.cli.scan);
     # it is listed here for --help only.
@@ -87,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     dataset_commands.add_parser(sub)
 
+    from . import explain, report
+
+    explain.add_parser(sub)
+    report.add_parser(sub)
+
     schema = sub.add_parser("manifest-schema", help="print the manifest JSON Schema")
     schema.add_argument("--kind", choices=("run", "scan"), default="run")
     schema.add_argument("-o", "--output", default=None)
@@ -99,6 +116,7 @@ def cmd_scan(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="physflow scan", description="run a parameter scan")
     scan_cli.add_scan_arguments(parser)
     args = parser.parse_args(list(argv))
+    add_user_paths(args.spec)
     return int(scan_cli.run_scan_command(args))
 
 
@@ -111,6 +129,8 @@ _COMMANDS = {
     "stages": ("stages", "cmd_stages"),
     "manifest-schema": ("stages", "cmd_manifest_schema"),
     "dataset": ("stages", "cmd_dataset"),
+    "explain": ("explain", "cmd_explain"),
+    "report": ("report", "cmd_report"),
 }
 
 
@@ -127,6 +147,8 @@ def _dispatch(argv: list[str]) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if isinstance(getattr(args, "spec", None), str):
+        add_user_paths(args.spec)  # the user's stage modules next to the spec, or in cwd
     module, function = _COMMANDS[args.command]
     command = getattr(importlib.import_module(f"{__package__}.{module}"), function)
     return int(command(args))

@@ -43,6 +43,63 @@ class PlainProgress:
         )
 
 
+class PointProgress(PlainProgress):
+    """Plain progress for scans: one line per finished *point*, not per node, so a 26-point
+    scan logs 26 lines (``[3/26] ok      noisy.sigma=0.1  (3 nodes, 1 hit)``).
+
+    ``point_uids[i]`` maps point ``i``'s node ids to plan uids; a uid shared by several points
+    (work done once) counts for each of them.
+    """
+
+    def __init__(
+        self,
+        point_uids: list[dict[str, str]],
+        labels: list[str],
+        stream: Any = None,
+        quiet: bool = False,
+    ) -> None:
+        super().__init__(len(point_uids), stream, quiet)
+        self.labels = labels
+        self.members = [set(uids.values()) for uids in point_uids]
+        self.waiting = [set(m) for m in self.members]
+        self.points_of: dict[str, list[int]] = {}
+        for i, uids in enumerate(point_uids):
+            for uid in set(uids.values()):
+                self.points_of.setdefault(uid, []).append(i)
+        self.kinds: dict[str, str] = {}
+        self.errors: dict[str, str] = {}
+
+    def on_event(self, event: Any) -> None:
+        if event.kind not in _DONE or event.uid in self.kinds:
+            return
+        self.kinds[event.uid] = event.kind
+        if event.error:
+            self.errors[event.uid] = event.error
+        for i in self.points_of.get(event.uid, ()):
+            self.waiting[i].discard(event.uid)
+            if not self.waiting[i]:
+                self._point_done(i)
+
+    def _point_done(self, i: int) -> None:
+        self.done += 1
+        uids = sorted(self.members[i])
+        kinds = [self.kinds[u] for u in uids]
+        failed = [u for u in uids if self.kinds[u] == "failed"]
+        status = "failed" if failed else "skipped" if "skipped" in kinds else "ok"
+        hits = kinds.count("hit")
+        detail = f"  ({len(kinds)} nodes, {hits} hit{'s' * (hits != 1)})"
+        if failed:
+            error = self.errors.get(failed[0], "").splitlines()[0:1]
+            detail = f"  node {failed[0].partition('/')[2] or failed[0]}: {''.join(error)}"
+        if self.quiet:
+            return
+        print(
+            f"[{self.done}/{self.total}] {status:<7} {self.labels[i]}{detail}",
+            file=self.stream,
+            flush=True,
+        )
+
+
 class RichProgress(PlainProgress):
     """A live bar: nodes done/total, hits, the stage running now, elapsed time."""
 
@@ -98,6 +155,22 @@ def make_progress(total: int, quiet: bool = False) -> PlainProgress:
     if not quiet and sys.stderr.isatty():
         return RichProgress(total)
     return PlainProgress(total, quiet=quiet)
+
+
+def scan_progress(plan: Any, points: Any, quiet: bool = False) -> PlainProgress:
+    """A rich bar over the scan's nodes on a terminal; otherwise one line per finished point."""
+    if not quiet and sys.stderr.isatty():
+        return RichProgress(len(plan.nodes))
+    labels = [
+        ", ".join(f"{k}={_short(v)}" for k, v in points.point_values(i).items())
+        for i in range(len(points))
+    ]
+    return PointProgress(plan.point_uids, labels, quiet=quiet)
+
+
+def _short(value: Any) -> str:
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 24 else text[:21] + "..."
 
 
 def print_table(

@@ -33,12 +33,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         pipeline.seed = args.seed
     from ..pipeline.run import run_pipeline
 
+    store = _store_path(args.store)
+    previous = _previous_run(store, pipeline.name) if getattr(args, "explain", False) else None
     progress = make_progress(len(pipeline.nodes), quiet=args.quiet)
     try:
         with progress:
             result = run_pipeline(
                 pipeline,
-                store=_store_path(args.store),
+                store=store,
                 executor=args.executor,
                 workers=args.workers,
                 fail_fast=args.fail_fast,
@@ -57,8 +59,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  FAILED {uid}: {error}", file=sys.stderr)
     for line in sink_metric_lines(pipeline, m):
         print(line)
+    if getattr(args, "explain", False):
+        from .explain import run_explanations
+
+        for line in run_explanations(m, previous):
+            print(line)
     print(f"manifest: {result.manifest_path}")
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _previous_run(store: str, pipeline: str) -> Any:
+    """The latest earlier run of ``pipeline`` in a local store (None: none, or a URL store)."""
+    from pathlib import Path
+
+    from ..manifests.explain import run_manifests
+
+    if "://" in store:
+        return None
+    runs = run_manifests(Path(store) / "manifests", pipeline)
+    return runs[-1][1] if runs else None
 
 
 def sink_metric_lines(pipeline: Any, manifest: Any) -> list[str]:

@@ -78,6 +78,11 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
         help="outputs to collect (comma-separated or repeated)",
     )
     parser.add_argument("--reference", help="collected variable drawn as the reference curve")
+    parser.add_argument(
+        "--trials",
+        metavar="VAR",
+        help="collected count n behind a rate: zero rates are drawn as upper bounds 3/n",
+    )
     parser.add_argument("--logx", action="store_true", default=None, help="log x axis in --plot")
     parser.add_argument(
         "--logy",
@@ -113,7 +118,10 @@ def parse_values(text: str, where: str) -> list[Any]:
                 f"{where}: '{text}' should be {kind}:START:STOP:N with N >= 1, e.g. {kind}:1:100:5"
             ) from None
         if kind == "lin":
-            return np.linspace(start, stop, num).tolist()
+            values = np.linspace(start, stop, num)
+            if _integer_text(parts[0]) and _integer_text(parts[1]) and _all_integral(values):
+                return [int(v) for v in np.round(values)]  # lin:1:20:20 -> 1, 2, ..., 20
+            return values.tolist()
         if start <= 0 or stop <= 0:
             raise ScanError(f"{where}: log spacing needs START and STOP > 0, got '{text}'.")
         return np.logspace(np.log10(start), np.log10(stop), num).tolist()
@@ -127,6 +135,14 @@ def parse_values(text: str, where: str) -> list[Any]:
         except yaml.YAMLError:
             values.append(item)
     return values
+
+
+def _integer_text(text: str) -> bool:
+    return text.strip().lstrip("+-").isdigit()
+
+
+def _all_integral(values: np.ndarray) -> bool:
+    return bool(np.all(np.abs(values - np.round(values)) < 1e-9))
 
 
 def _axis_option(option: str, text: str) -> tuple[str, list[Any]]:
@@ -246,7 +262,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..scans.axes import build_points
     from ..scans.plan import plan_scan, resolve_collect
     from ..scans.run import run_scan
-    from .progress import make_progress
+    from .progress import scan_progress
 
     if args.output and Path(args.output).suffix.lower() not in (".zarr", ".nc", ".nc4", ".netcdf"):
         raise ScanError(f"-o {args.output}: use a .zarr or .nc path.")
@@ -261,12 +277,12 @@ def _run(args: argparse.Namespace) -> int:
     request = scan_request(scan_spec, args)
     points = build_points(request["axes"], request["mode"], request["points"], request["sample"])
     collect = [str(r) for r in resolve_collect(pipeline, request["collect"])]
-    reference = _reference(scan_spec, args)
-    if reference and reference not in collect:  # the reference curve is collected too
-        collect.append(str(resolve_collect(pipeline, [reference])[0]))
+    for extra in (_reference(scan_spec, args), _trials(scan_spec, args)):
+        if extra and extra not in collect:  # the reference curve and counts are collected too
+            collect.append(str(resolve_collect(pipeline, [extra])[0]))
     request["collect"] = collect
-    total = len(plan_scan(pipeline, points).nodes)  # cheap; sizes the progress display
-    progress = make_progress(total, quiet=args.quiet)
+    plan = plan_scan(pipeline, points)  # cheap; sizes the progress display
+    progress = scan_progress(plan, points, quiet=args.quiet)
     with progress:
         result = run_scan(
             pipeline,
@@ -286,8 +302,9 @@ def _run(args: argparse.Namespace) -> int:
     m = result.manifest
     print(
         f"{m.pipeline}: scan of {len(m.points)} points ({m.mode}: {' x '.join(m.dims)}): "
-        f"{m.hits} hits, {m.misses} misses, {m.points_failed} failed points in "
-        f"{m.duration_s:.3f} s"
+        f"{m.hits} hits, {m.misses} misses, {m.points_failed} failed points"
+        + (f", {m.points_cancelled} cancelled" if m.points_cancelled else "")
+        + f" in {m.duration_s:.3f} s"
     )
     for i, error in list(m.failures.items())[:10]:
         print(f"  FAILED point {i} {m.points[i].values}: {error}", file=sys.stderr)
@@ -297,12 +314,17 @@ def _run(args: argparse.Namespace) -> int:
     plot_path = args.plot or (scan_spec.plot.output if scan_spec and scan_spec.plot else None)
     if plot_path:
         print(f"plot: {_plot(ds, plot_path, scan_spec, args)}")
-    return EXIT_FAILED if m.points_failed else EXIT_OK
+    return EXIT_FAILED if m.points_failed or m.points_cancelled else EXIT_OK
 
 
 def _reference(scan_spec: Any, args: argparse.Namespace) -> str | None:
     """The variable drawn as the reference curve: --reference, else the spec's ``reference``."""
     return args.reference or (scan_spec.reference if scan_spec is not None else None)
+
+
+def _trials(scan_spec: Any, args: argparse.Namespace) -> str | None:
+    plot = scan_spec.plot if scan_spec is not None else None
+    return getattr(args, "trials", None) or (plot.trials if plot is not None else None)
 
 
 def _plot(ds: Any, path: str, scan_spec: Any, args: argparse.Namespace) -> Path:
@@ -319,4 +341,5 @@ def _plot(ds: Any, path: str, scan_spec: Any, args: argparse.Namespace) -> Path:
         logx=args.logx if args.logx is not None else bool(plot and plot.logx),
         logy=args.logy if args.logy is not None else bool(plot and plot.logy),
         title=plot.title if plot else None,
+        trials=_trials(scan_spec, args),
     )

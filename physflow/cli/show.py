@@ -101,6 +101,7 @@ def _show_scan(path: Any) -> int:
     title = (
         f"scan {m.scan_id}  {m.pipeline}  {m.mode} {' x '.join(m.dims)}  {m.status}  "
         f"{m.hits} hits / {m.misses} misses / {m.points_failed} failed points"
+        + (f" / {m.points_cancelled} cancelled" if m.points_cancelled else "")
     )
     from .progress import print_table
 

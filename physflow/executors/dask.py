@@ -1,10 +1,16 @@
 """Running misses on a dask.distributed cluster (a local one, or an existing scheduler).
 
 Each miss becomes one dask task that receives the small pickled job (inputs as digests + small
-trees) and the store *location*, runs it on the worker — which reads inputs from and writes
-outputs to the store — and returns only the small :class:`TaskOutcome`. Large values never
-travel through the scheduler, so workers must see the same store path (a shared filesystem when
-the cluster spans machines).
+trees) and how to open the store (its location and options: ``storage_options``, ``cache_dir``),
+runs it on the worker — which reads inputs from and writes outputs to the store — and returns
+only the small :class:`TaskOutcome`. Large values never travel through the scheduler, so workers
+must reach the same store: a shared filesystem, or an object store URL (``s3://...``) that every
+worker opens itself, each behind its own local tier when ``cache_dir`` is set.
+
+A worker lost while running a task (its machine died, the batch system preempted it) costs only
+that attempt: the scheduler runs the task again on another worker, up to ``lost_worker_retries``
+times. Whatever the lost attempt had written stays invisible (objects and records are published
+whole, records last), so the retry starts clean.
 
 Stage ``resources`` become dask worker resources. A cluster started here declares
 ``{"cpus": threads_per_worker, "memory_gb": memory per worker}`` on every worker; requests for a
@@ -26,15 +32,21 @@ from .base import Executor, Job, TaskOutcome, total_memory_gb
 _STORES: dict[str, Store] = {}
 
 
-def _run_on_worker(task: Job, location: str, allow_pickle: bool, topic: str) -> TaskOutcome:
-    """Executed on a dask worker: open (once per process) the store and run the task."""
+def _run_on_worker(task: Job, spec: tuple, topic: str) -> TaskOutcome:
+    """Executed on a dask worker: open (once per process) the store and run the task.
+
+    ``spec`` is the store's pickled form (location, options): a worker opens the same store by
+    URL with the same ``storage_options`` and ``cache_dir`` (a path on the worker's own host).
+    """
     if topic:  # tell the client this task really started (progress reporting)
         from distributed import get_worker
 
         get_worker().log_event(topic, task.uid)
-    store = _STORES.get(location)
+    name = repr(spec)
+    store = _STORES.get(name)
     if store is None:
-        store = _STORES[location] = Store(location, allow_pickle=allow_pickle)
+        opener, args = spec
+        store = _STORES[name] = opener(*args)
     return task(store, None, False)
 
 
@@ -66,10 +78,13 @@ class DaskExecutor(Executor):
 
     ``address=None`` starts a ``LocalCluster`` of ``workers`` processes (default: one per CPU)
     with ``threads_per_worker`` threads each; an address (``"tcp://host:8786"``) or a
-    ``distributed.Client`` joins an existing cluster. The cluster is kept across runs: close it
-    with :meth:`close` or use the executor as a context manager. A worker that dies while running
-    a task fails that node (the local cluster is started with ``allowed-failures=0``; an external
-    scheduler applies its own setting, 3 by default).
+    ``distributed.Client`` (``client=``, e.g. of a dask-jobqueue ``SLURMCluster``) joins an
+    existing cluster (physflow never closes a client it was given). The cluster is kept across
+    runs: close it with :meth:`close` or use the executor as a context manager. A worker that
+    dies while running a task: the task runs again on another worker, up to
+    ``lost_worker_retries`` times (the local cluster's ``allowed-failures``; an external
+    scheduler applies its own setting, 3 by default), then fails its node -- so a stage that
+    crashes its worker fails after that many retries, while a lost machine costs one attempt.
     """
 
     name = "dask"
@@ -84,13 +99,16 @@ class DaskExecutor(Executor):
         threads_per_worker: int = 1,
         resources: Mapping[str, float] | None = None,
         close_after_run: bool = False,
+        lost_worker_retries: int = 1,
+        client: Any = None,
         **cluster_options: Any,
     ) -> None:
-        self.address = address
+        self.address = client if client is not None else address
         self.workers = workers
         self.threads_per_worker = threads_per_worker
         self.worker_resources = dict(resources) if resources is not None else None
         self.close_after_run = close_after_run
+        self.lost_worker_retries = lost_worker_retries
         self.cluster_options = cluster_options
         self.client: Any = None
         self.cluster: Any = None
@@ -122,7 +140,7 @@ class DaskExecutor(Executor):
                 threads_per_worker=self.threads_per_worker,
                 processes=True,
                 resources=resources,
-                scheduler_kwargs={"allowed_failures": 0},
+                scheduler_kwargs={"allowed_failures": self.lost_worker_retries},
                 **options,
             )
             self.client = Client(self.cluster)
@@ -197,14 +215,13 @@ class DaskExecutor(Executor):
             wanted = self._dask_resources(task) or {}
             groups.setdefault(tuple(sorted(wanted.items())), []).append(task)
         self._batch = []
-        location, allow_pickle = self.store.location, self.store.allow_pickle
+        spec = self.store.__reduce__()
         for resources, tasks in groups.items():
             n = len(tasks)
             futures = self.client.map(
                 _run_on_worker,
                 tasks,
-                [location] * n,
-                [allow_pickle] * n,
+                [spec] * n,
                 [topic] * n,
                 key=[f"physflow-{t.uid.replace('/', '-')}-{uuid.uuid4().hex[:12]}" for t in tasks],
                 pure=False,
@@ -261,8 +278,9 @@ class DaskExecutor(Executor):
         name = type(exc).__name__
         if name == "KilledWorker":
             error = (
-                f"WorkerDied: the dask worker running {task.label} died (segfault, "
-                f"out-of-memory kill, os._exit): {exc}"
+                f"WorkerDied: the dask workers running {task.label} died (segfault, "
+                f"out-of-memory kill, os._exit, lost machine), more often than the scheduler "
+                f"retries: {exc}"
             )
         else:
             error = (

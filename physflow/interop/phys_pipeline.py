@@ -154,6 +154,7 @@ def config_class(model_cls: type) -> type:
     path = f"{model_cls.__module__}.{model_cls.__qualname__}"
     cls_name = "PP_" + re.sub(r"\W", "_", path)
     namespace.update(__annotations__=annotations, __module__=__name__, __qualname__=cls_name)
+    namespace["__post_init__"] = _validate_with_model
     namespace["__doc__"] = f"physflow mirror of the phys-pipeline config {path}."
     cls = type(Config)(cls_name, (Config,), namespace)
     cls.__qualname__ = cls_name
@@ -161,6 +162,20 @@ def config_class(model_cls: type) -> type:
     globals()[cls_name] = cls  # so configs pickle by reference to a process worker
     _CONFIG_CLASSES[model_cls] = cls
     return cls
+
+
+def _validate_with_model(config: Any) -> None:
+    """Run the pydantic model's validation when the mirror is built (spec load, ``--set``,
+    scan points), so a bad value is a spec error at load time, not a failure mid-run."""
+    import pydantic
+
+    try:
+        to_model(config)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"field '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(problems or str(exc).splitlines()[0]) from None
 
 
 def mirror_config(model: Any) -> Config:
@@ -203,6 +218,69 @@ def _instance_state(stage_instance: Any) -> dict[str, Any]:
     return attrs
 
 
+def _as_state(value: Any) -> Any:
+    """A stored State back to its class; a plain value (array, number) as a SimpleState."""
+    from phys_pipeline.types import SimpleState
+
+    if isinstance(value, StoredState):
+        return value.to_state()
+    return value if _is_state(value) else SimpleState(payload=value)
+
+
+def _fan_in_names(stage_cls: type, inputs: Iterable[str] | None) -> tuple[str, ...]:
+    if inputs is None:
+        return ()
+    names = tuple(inputs)
+    bad = [n for n in names if not (isinstance(n, str) and n.isidentifier())]
+    if not names or bad or len(set(names)) != len(names) or {"rng", "ctx"} & set(names):
+        raise StageDefinitionError(
+            f"from_phys_pipeline({stage_cls.__qualname__}, inputs=...): give distinct input "
+            f"names (Python identifiers, not rng/ctx) for the DagState keys, got {list(names)}"
+        )
+    return names
+
+
+def _checked_model(stage_instance: Any) -> Any:
+    """The pydantic config of a phys-pipeline stage instance (or a clear error)."""
+    from phys_pipeline import PipelineStage
+
+    if not isinstance(stage_instance, PipelineStage):
+        raise StageDefinitionError(
+            f"from_phys_pipeline needs a phys_pipeline.PipelineStage instance, got "
+            f"{type(stage_instance).__qualname__}"
+        )
+    model = getattr(stage_instance, "cfg", None)
+    if model is None or not hasattr(type(model), "model_fields"):
+        raise StageDefinitionError(
+            f"{type(stage_instance).__qualname__}.cfg must be a pydantic StageConfig, got "
+            f"{type(model)}"
+        )
+    return model
+
+
+def _stage_deps(
+    stage_instance: Any,
+    deps: Iterable[Any],
+    policy: Mapping[str, Any] | None,
+    fan_in: tuple[str, ...],
+    initial_state: Any,
+) -> list[Any]:
+    """Everything besides the config that shapes results: the fingerprint's deps."""
+    # The pydantic config class counts too: its validators can transform field values.
+    model_cls = type(stage_instance.cfg)
+    dep_list = [*_class_source_dep(type(stage_instance)), *_class_source_dep(model_cls), *deps]
+    dep_list.append({"instance": _instance_state(stage_instance)})
+    if policy is not None:
+        dep_list.append({"policy": dict(policy)})
+    if fan_in:
+        dep_list.append({"fan_in": list(fan_in)})
+    if initial_state is not None and not callable(initial_state):
+        dep_list.append({"initial_state": StoredState.from_state(initial_state)})
+    elif callable(initial_state):
+        dep_list.append(initial_state)
+    return dep_list
+
+
 def from_phys_pipeline(
     stage_instance: Any,
     *,
@@ -211,6 +289,7 @@ def from_phys_pipeline(
     deps: Iterable[Any] = (),
     policy: Mapping[str, Any] | None = None,
     initial_state: Any = None,
+    inputs: Iterable[str] | None = None,
 ) -> Stage:
     """A physflow stage running ``stage_instance.process(state, policy=...)``.
 
@@ -218,21 +297,15 @@ def from_phys_pipeline(
     defaults to the stage's ``version`` attribute (else ``"v1"``); ``policy`` is passed to
     ``process`` and is part of the cache key; ``initial_state`` (a State, or a callable making
     one) is used when the ``state`` input is not connected (default: an empty ``SimpleState``).
+
+    ``inputs=["a", "b"]`` makes a fan-in node, as phys-pipeline's ``DagState``: the stage gets
+    one required input per name and ``process`` receives ``DagState({"a": ..., "b": ...})``
+    (name the inputs as the stage's code indexes ``state.inputs``).
     """
-    from phys_pipeline import PipelineStage
     from phys_pipeline.types import SimpleState
 
-    if not isinstance(stage_instance, PipelineStage):
-        raise StageDefinitionError(
-            f"from_phys_pipeline needs a phys_pipeline.PipelineStage instance, got "
-            f"{type(stage_instance).__qualname__}"
-        )
+    model = _checked_model(stage_instance)
     stage_cls = type(stage_instance)
-    model = getattr(stage_instance, "cfg", None)
-    if model is None or not hasattr(type(model), "model_fields"):
-        raise StageDefinitionError(
-            f"{stage_cls.__qualname__}.cfg must be a pydantic StageConfig, got {type(model)}"
-        )
     cfg_cls = config_class(type(model))
     policy_bag = None
     if policy is not None:
@@ -240,15 +313,18 @@ def from_phys_pipeline(
 
         policy_bag = PolicyBag(dict(policy))
     template = copy.copy(stage_instance)
+    fan_in = _fan_in_names(stage_cls, inputs)
 
-    def run_phys_pipeline_stage(cfg: Any, state: Any = None) -> dict[str, Any]:
-        if state is None:
+    def run_phys_pipeline_stage(cfg: Any, state: Any = None, **states: Any) -> dict[str, Any]:
+        if fan_in:
+            from phys_pipeline.types import DagState
+
+            state = DagState({k: _as_state(states[k]) for k in fan_in})
+        elif state is None:
             state = initial_state() if callable(initial_state) else initial_state
             state = SimpleState() if state is None else state
-        if isinstance(state, StoredState):
-            state = state.to_state()
-        elif not _is_state(state):
-            state = SimpleState(payload=state)
+        else:
+            state = _as_state(state)
         worker = copy.copy(template)
         worker.cfg = to_model(cfg)
         result = worker.process(state.deepcopy(), policy=policy_bag)
@@ -257,21 +333,14 @@ def from_phys_pipeline(
 
     qualified = name or f"phys_pipeline:{stage_cls.__module__}.{stage_cls.__qualname__}"
     ver = str(version if version is not None else getattr(stage_instance, "version", "v1"))
-    # The pydantic config class counts too: its validators can transform field values.
-    dep_list = [*_class_source_dep(stage_cls), *_class_source_dep(type(model)), *deps]
-    dep_list.append({"instance": _instance_state(stage_instance)})
-    if policy is not None:
-        dep_list.append({"policy": dict(policy)})
-    if initial_state is not None and not callable(initial_state):
-        dep_list.append({"initial_state": StoredState.from_state(initial_state)})
-    elif callable(initial_state):
-        dep_list.append(initial_state)
+    dep_list = _stage_deps(stage_instance, deps, policy, fan_in, initial_state)
     built = Stage(
         func=run_phys_pipeline_stage,
         name=qualified,
         version=ver,
         config_type=cfg_cls,
-        inputs=(InputSpec("state", required=False, default=None),),
+        inputs=tuple(InputSpec(k, required=True) for k in fan_in)
+        or (InputSpec("state", required=False, default=None),),
         outputs=OUTPUTS,
         uses_rng=False,
         uses_ctx=False,

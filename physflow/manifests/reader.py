@@ -192,19 +192,36 @@ def load_manifest(path: str | os.PathLike[str], store: Store | str | None = None
     return Manifest(read_manifest(path), str(path), store)
 
 
+def _looks_like_path(ref: str) -> bool:
+    return ref.endswith(".json") or "/" in ref or os.sep in ref or ref.startswith(".")
+
+
 def find_manifest(ref: str, store: str | None = None) -> Path:
-    """A manifest path from a path, or a run id (prefix) in ``store``'s manifests/."""
+    """A manifest path from a path, or a run id (prefix) in ``store``'s manifests/.
+
+    A ``ref`` that looks like a path (a separator, or ``.json``) and does not exist is reported
+    as a missing file; run ids are matched by prefix without glob patterns, so no character in
+    ``ref`` is special.
+    """
     p = Path(ref)
-    if p.exists():
+    if p.is_file():
         return p
+    if p.is_dir():
+        raise ManifestError(f"{ref}: is a directory, not a manifest file")
+    if not ref or _looks_like_path(ref):
+        raise ManifestError(f"{ref}: no such manifest (the file does not exist)")
     from ..artifacts.store import default_store_path
 
     root = Path(store or default_store_path()) / "manifests"
-    matches = sorted(root.glob(f"{ref}*.json")) if root.is_dir() else []
+    try:
+        names = sorted(f.name for f in os.scandir(root) if f.name.endswith(".json"))
+    except (FileNotFoundError, NotADirectoryError):
+        names = []
+    matches = [root / n for n in names if n.startswith(ref)]
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise ManifestError(f"{ref}: no such manifest file or run id in {root}")
+        raise ManifestError(f"{ref}: no such manifest (no file, and no run id in {root})")
     raise ManifestError(f"{ref}: ambiguous run id; matches {', '.join(m.stem for m in matches)}")
 
 

@@ -17,7 +17,8 @@ import msgspec
 
 from ..core.refs import is_single
 from .environment import capture_environment
-from .schema import SCHEMA_VERSION, Environment, NodeRecord
+from .schema import SCHEMA_VERSION, Environment, NodeRecord, StageInfo
+from .stage_info import stages_of
 from .writer import OutcomeFacts, PipelineFacts, status_counts
 
 if TYPE_CHECKING:
@@ -67,7 +68,13 @@ class ScanManifest(msgspec.Struct, omit_defaults=True):
     misses: int = 0
     failed: int = 0
     skipped: int = 0
+    #: points with a failed node
     points_failed: int = 0
+    #: points that did not finish without failing themselves (cancelled by --fail-fast or an
+    #: interrupt, or skipped): run the scan again to complete them
+    points_cancelled: int = 0
+    #: stage fingerprint -> its parts (for ``physflow explain``)
+    stages: dict[str, StageInfo] = {}
 
     def node(self, uid: str) -> NodeRecord:
         for record in self.nodes:
@@ -120,7 +127,13 @@ class ScanManifest(msgspec.Struct, omit_defaults=True):
 
     @property
     def failures(self) -> dict[int, str]:
-        return {i: p.error or p.status for i, p in enumerate(self.points) if p.status != "ok"}
+        """Point index -> error, for the points that failed."""
+        return {i: p.error or p.status for i, p in enumerate(self.points) if p.status == "failed"}
+
+    @property
+    def cancelled(self) -> list[int]:
+        """Indices of the points that were cancelled or skipped (not failed themselves)."""
+        return [i for i, p in enumerate(self.points) if p.status in ("cancelled", "skipped")]
 
 
 def new_scan_id() -> str:
@@ -160,8 +173,15 @@ def build_scan_manifest(
     one by one by :func:`~physflow.manifests.writer.encode_run_nodes` and spliced in by
     :func:`~physflow.manifests.writer.encode_manifest`."""
     counts = status_counts(outcome)
-    points_failed = sum(1 for p in points if p.status != "ok")
-    status = "interrupted" if outcome.interrupted else "failed" if points_failed else "ok"
+    points_failed = sum(1 for p in points if p.status == "failed")
+    points_cancelled = sum(1 for p in points if p.status in ("cancelled", "skipped"))
+    status = (
+        "interrupted"
+        if outcome.interrupted or (points_cancelled and not points_failed)
+        else "failed"
+        if points_failed
+        else "ok"
+    )
     return ScanManifest(
         schema_version=SCHEMA_VERSION,
         scan_id=scan_id,
@@ -190,6 +210,8 @@ def build_scan_manifest(
         failed=counts["failed"],
         skipped=counts["skipped"],
         points_failed=points_failed,
+        points_cancelled=points_cancelled,
+        stages=stages_of(outcome.nodes.values()),
     )
 
 

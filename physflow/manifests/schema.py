@@ -55,6 +55,21 @@ class NodeRecord(msgspec.Struct, omit_defaults=True):
     traceback: str | None = None
 
 
+class StageInfo(msgspec.Struct, omit_defaults=True):
+    """The parts of a stage fingerprint, so a changed fingerprint can be explained (version,
+    source, which dependency). Recorded once per stage in ``RunManifest.stages``."""
+
+    name: str
+    version: str
+    #: digest of the stage function's normalised source (comments/formatting do not count)
+    source: str
+    #: dependency label (``module:qualname``, ``stage:name`` or ``value<i>``) -> digest
+    deps: dict[str, str] = {}
+    outputs: list[str] | None = None
+    #: the source file changed after the stage was imported: ``source`` is the file's text now
+    stale: bool = False
+
+
 class Environment(msgspec.Struct, omit_defaults=True):
     python: str
     platform: str
@@ -88,6 +103,8 @@ class RunManifest(msgspec.Struct, omit_defaults=True):
     misses: int = 0
     failed: int = 0
     skipped: int = 0
+    #: stage fingerprint -> its parts (for ``physflow explain``)
+    stages: dict[str, StageInfo] = {}
 
     def node(self, node_id: str) -> NodeRecord:
         for record in self.nodes:

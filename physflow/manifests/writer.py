@@ -18,6 +18,7 @@ import numpy as np
 from ..core.records import OutputEntry
 from .environment import capture_environment
 from .schema import SCHEMA_VERSION, NodeRecord, OutputInfo, RunManifest
+from .stage_info import stages_of
 
 if TYPE_CHECKING:
     from ..artifacts.store import Store
@@ -280,6 +281,7 @@ def run_manifest_header(
         misses=counts["miss"],
         failed=counts["failed"],
         skipped=counts["skipped"],
+        stages=stages_of(outcome.nodes.values()),
     )
 
 

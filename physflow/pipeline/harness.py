@@ -180,5 +180,8 @@ class PhysflowAdapter:
                 "physflow_hits": str(raw["hits"]),
                 "physflow_misses": str(raw["misses"]),
                 "physflow_spec_digest": str(self.target.pipeline.spec_digest or ""),
+                # phys-sims-utils 0.2's run_sweep rebuilds EvalResult with its own
+                # per-evaluation seed; the seed the run used survives here
+                "physflow_seed": str(raw["seed"]),
             },
         )

@@ -60,7 +60,12 @@ def passthrough_hook(expected: type, value: Any) -> Any:
     if isinstance(expected, type) and expected.__module__ == "numpy":
         import numpy as np
 
-        return np.asarray(value, dtype=None)
+        if isinstance(value, str | bytes):
+            raise ValueError(f"expected an array (a list such as [0.5, 0.25]), got {value!r}")
+        array = np.asarray(value, dtype=None)
+        if array.dtype.kind == "O":
+            raise ValueError("expected a regular array (lists of equal lengths, numbers)")
+        return array
     raise NotImplementedError(f"cannot convert {type(value).__qualname__} to {expected}")
 
 

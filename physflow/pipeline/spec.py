@@ -49,6 +49,21 @@ def _spec_digest(text: str, overrides: Mapping[str, Any]) -> str:
     return merkle("physflow.spec.v1", text, extra)
 
 
+def _nearby_specs(path: Path) -> list[str]:
+    """Files next to a missing spec that it was probably meant to be (demo.yml -> demo.yaml)."""
+    from ..core.suggest import closest
+
+    parent = path.parent
+    try:
+        names = [p.name for p in parent.iterdir() if p.suffix in (".yaml", ".yml")]
+    except OSError:
+        return []
+    swapped = path.with_suffix(".yaml" if path.suffix == ".yml" else ".yml").name
+    found = [swapped] if swapped in names else []
+    found += [n for n in closest(path.name, names) if n not in found]
+    return [str(parent / n) if str(parent) != "." else n for n in found[:3]]
+
+
 def load_spec_full(
     path: str | Path, overrides: Mapping[str, Any] | None = None, *, text: str | None = None
 ) -> LoadedSpec:
@@ -58,7 +73,13 @@ def load_spec_full(
         try:
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise SpecError("spec file not found", file=file) from None
+            raise SpecError(
+                "spec file not found", file=file, suggestions=_nearby_specs(Path(path))
+            ) from None
+        except IsADirectoryError:
+            raise SpecError(
+                "is a directory; give the path of a YAML spec file", file=file
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise SpecError(f"cannot read spec: {exc}", file=file) from None
     overrides = dict(overrides or {})

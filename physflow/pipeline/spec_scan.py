@@ -67,6 +67,10 @@ def parse_scan(
             )
     for i, ref in enumerate(spec.collect):
         _check_ref(doc, ref, resolved, (*base, "collect", i), "collect")
+    if spec.reference is not None:
+        _check_ref(doc, spec.reference, resolved, (*base, "reference"), "reference")
+    if spec.plot is not None and spec.plot.trials is not None:
+        _check_ref(doc, spec.plot.trials, resolved, (*base, "plot", "trials"), "trials")
     return spec
 
 

@@ -28,6 +28,30 @@ def resolve_stage_reference(ref: str) -> Stage:
     return resolve_registered(ref)
 
 
+def _missing_module_message(ref: str, exc: ModuleNotFoundError, spec_file: str) -> str:
+    """Where Python looked for a stage's module, and how to make it importable."""
+    import os
+    import sys
+
+    module = ref.partition(":")[0]
+    missing = exc.name or module
+    if not (module == missing or module.startswith(missing + ".")):
+        return (
+            f"importing module '{module}' for stage '{ref}' failed: it imports '{missing}', "
+            f"which is not installed (pip install it, or install the extra that provides it)"
+        )
+    top = missing.split(".")[0]
+    spec_dir = os.path.dirname(os.path.abspath(spec_file))
+    where = [d for d in dict.fromkeys([spec_dir, os.getcwd()]) if d in sys.path]
+    looked = ", ".join(where) if where else "the installed packages"
+    return (
+        f"cannot import module '{missing}' for stage '{ref}': no {top}.py or package {top}/ in "
+        f"{looked}{' or the installed packages' if where else ''}. Put {top}.py next to the "
+        f"spec ({spec_dir}), run from its directory, add that directory to PYTHONPATH, or "
+        "install its package"
+    )
+
+
 def load_stage(doc: _Document, node_id: str, ref: Any, path: Path_) -> Stage:
     """The stage a node's ``stage:`` names, or a SpecError at that line saying why not."""
     from .registry import UnknownStageError, registered_names
@@ -53,10 +77,7 @@ def load_stage(doc: _Document, node_id: str, ref: Any, path: Path_) -> Stage:
         ) from None
     except ModuleNotFoundError as exc:
         raise doc.error(
-            f"cannot import module '{exc.name}' for stage '{ref}'",
-            path,
-            node=node_id,
-            field="stage",
+            _missing_module_message(ref, exc, doc.file), path, node=node_id, field="stage"
         ) from None
     except AttributeError:
         module_name, _, attr = ref.partition(":")

@@ -29,6 +29,9 @@ class PlotSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     logy: bool = False
     title: str | None = None
     output: str | None = None
+    #: A collected count n behind a rate (e.g. metrics.n_bits for metrics.ber): zero rates are
+    #: drawn on a log axis as upper bounds at 3/n instead of at the bottom of the axis.
+    trials: str | None = None
 
 
 class ScanSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -146,10 +146,53 @@ def _pos(mark: yaml.Mark | None) -> dict[str, int | None]:
 # -- type descriptions ----------------------------------------------------------------------------
 
 
+_NOUNS = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}
+_BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("multiple_of", "a multiple of"))
+
+
+def _constraints(meta: Any) -> list[str]:
+    """``msgspec.Meta(gt=0, max_length=3)`` -> ``['> 0', 'of length <= 3']``."""
+    found = [
+        f"{sign} {getattr(meta, attr)}"
+        for attr, sign in _BOUNDS
+        if getattr(meta, attr, None) is not None
+    ]
+    if getattr(meta, "min_length", None) is not None:
+        found.append(f"of length >= {meta.min_length}")
+    if getattr(meta, "max_length", None) is not None:
+        found.append(f"of length <= {meta.max_length}")
+    if getattr(meta, "pattern", None) is not None:
+        found.append(f"matching {meta.pattern!r}")
+    return found
+
+
 def type_name(tp: Any) -> str:
-    """A short, readable name of a type annotation (``float``, ``list[int]``, ``'a' | 'b'``)."""
-    if isinstance(tp, type):
+    """A short, readable name of a type annotation: ``float``, ``list[int]``, ``one of 'a',
+    'b'``, and for constrained types the constraint in words (``an integer > 0`` instead of
+    ``Annotated[int, msgspec.Meta(gt=0)]``)."""
+    import typing
+
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        base = args[0]
+        bounds = [c for meta in args[1:] for c in _constraints(meta)]
+        if not bounds:
+            return type_name(base)
+        noun = _NOUNS.get(base) or type_name(base)
+        return f"{noun} {' and '.join(bounds)}"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if tp is type(None) or tp is None:
+        return "None"
+    if tp is Ellipsis:
+        return "..."
+    if isinstance(tp, type) and not args:
         return tp.__name__
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " | ".join(type_name(a) for a in args)
+    if origin is not None and args:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(type_name(a) for a in args)}]"
     text = str(tp)
     text = re.sub(r"\btyping\.", "", text)
     text = re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>", r"\1", text)

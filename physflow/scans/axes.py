@@ -87,6 +87,8 @@ def _check_seeds(path: str, values: list[Any]) -> list[Any]:
         return values
     out = []
     for v in values:
+        if isinstance(v, float | np.floating) and float(v).is_integer():
+            v = int(v)  # 3.0 from lin:1:20:20 or YAML is the seed 3
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or int(v) < 0:
             raise ScanError(f"scan axis 'seed': seeds must be ints >= 0, got {v!r}.")
         out.append(int(v))

@@ -19,15 +19,16 @@ HEAVY = ("dask", "xarray", "torch", "jax", "scipy", "matplotlib", "distributed",
 
 
 def physflow(*args: str, store: Path | None = None, check: int | None = 0):
-    env = dict(os.environ)
-    env.pop("PHYSFLOW_STORE", None)
+    """Run the CLI in a subprocess in the test's own working directory (tests/conftest.py's
+    hermetic fixture), with the checkout on PYTHONPATH for the test stages."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     if store is not None:
         env["PHYSFLOW_STORE"] = str(store)
     done = subprocess.run(
         [sys.executable, "-m", "physflow.cli", *args],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=os.getcwd(),
         env=env,
         timeout=120,
     )
@@ -164,7 +165,7 @@ def test_help_does_not_import_heavy_libraries():
         "rc = main(['--help'])\n"
         f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules], rc)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "HEAVY [] 0" in done.stdout, done.stdout + done.stderr
     assert "run" in done.stdout and "manifest-schema" in done.stdout
 
@@ -204,7 +205,6 @@ def test_rich_progress_on_a_terminal(tmp_path):
         [sys.executable, "-m", "physflow.cli", "run", str(DEMO)],
         stdout=subprocess.PIPE,
         stderr=slave,
-        cwd=ROOT,
         env=env,
     )
     os.close(slave)
@@ -248,7 +248,6 @@ def test_output_into_a_closed_pipe_is_quiet():
         [sys.executable, "-m", "physflow.cli", "stages"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        cwd=ROOT,
     )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # the reader is gone before the first write (the CLI is still importing)

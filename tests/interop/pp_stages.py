@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 from phys_pipeline import PipelineStage, StageConfig, StageResult
-from phys_pipeline.types import SimpleState
+from phys_pipeline.types import DagState, SimpleState
+from pydantic import Field
 
 import physflow as pf
 
@@ -75,3 +76,46 @@ def payload_of(state: object) -> float:
 
 
 gain = pf.from_phys_pipeline(GainStage(GainConfig(gain=3.0)), name="tests.interop.pp_stages:gain")
+
+
+class MixConfig(StageConfig):
+    weight: float = 1.0
+
+
+class MixStage(PipelineStage[DagState, MixConfig]):
+    """A phys-pipeline fan-in node: adds the payloads of two upstream states ``a`` and ``b``
+    (as phys-pipeline's DagExecutor hands them over, keyed by dependency id)."""
+
+    version = "1"
+
+    def process(self, state, *, policy=None):
+        _count("mix")
+        a = np.asarray(state.inputs["a"].payload)
+        b = np.asarray(state.inputs["b"].payload)
+        out = a + self.cfg.weight * b
+        return StageResult(
+            state=SimpleState(payload=out), metrics={"power": float(np.mean(out**2))}
+        )
+
+
+fir = pf.from_phys_pipeline(
+    FilterStage(FilterConfig(taps=np.array([0.5, 0.25]))), name="tests.interop.pp_stages:fir"
+)
+mix = pf.from_phys_pipeline(
+    MixStage(MixConfig()), inputs=["a", "b"], name="tests.interop.pp_stages:mix"
+)
+
+
+class AttenConfig(StageConfig):
+    loss_db: float = Field(default=3.0, ge=0.0)  # a constraint only pydantic knows
+
+
+class AttenStage(PipelineStage[SimpleState, AttenConfig]):
+    version = "1"
+
+    def process(self, state, *, policy=None):
+        scale = 10 ** (-self.cfg.loss_db / 20)
+        return StageResult(state=SimpleState(payload=np.asarray(state.payload) * scale))
+
+
+atten = pf.from_phys_pipeline(AttenStage(AttenConfig()), name="tests.interop.pp_stages:atten")

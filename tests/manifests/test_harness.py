@@ -71,3 +71,22 @@ def test_harness_errors_are_clear(tmp_path):
         target.run({"noisy.sigmaa": 0.1}, seed=0)
     with pytest.raises(HarnessError, match="not a scalar"):
         pipeline.as_harness_target(objective="tone", store=tmp_path).run({}, seed=0)
+
+
+@pytest.mark.parametrize("mode", ["harness", "pipeline"])
+def test_eval_result_seed_is_the_seed_the_run_used(tmp_path, mode):
+    """With seed="pipeline" the adapter reported the harness's seed, not the one the run used.
+    The adapter's EvalResult.seed is the seed in the run's manifest; in a sweep (whose
+    InMemoryTestHarness rebuilds EvalResult with its own per-evaluation seed, phys-sims-utils
+    0.2 core.py) it survives as provenance["physflow_seed"]."""
+    target = pf.load_spec(DEMO).as_harness_target(objective="power", store=tmp_path, seed=mode)
+    adapter = target.adapter()
+    direct = adapter.run({"noisy.sigma": 0.2}, seed=40)
+    assert direct.seed == pf.load_manifest(direct.artifacts["manifest_path"]).seed
+    assert direct.seed == (1 if mode == "pipeline" else 40)
+    result = InMemoryTestHarness().run_sweep(
+        adapter, {}, SweepSpec(parameters={"noisy.sigma": SIGMAS}), seed=40
+    )
+    used = [pf.load_manifest(ev.artifacts["manifest_path"]).seed for ev in result.evaluations]
+    assert [int(ev.provenance["physflow_seed"]) for ev in result.evaluations] == used
+    assert used == ([1, 1, 1] if mode == "pipeline" else [40, 41, 42])

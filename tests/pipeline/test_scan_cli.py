@@ -237,3 +237,76 @@ scan:
     other = xr.open_dataset(tmp_path / "t.nc", engine="h5netcdf")["channel.snr_db"].values
     assert first.size == 5 and other.size == 3 and not np.isin(other, first).any()
     assert "5 points (sample: point)" in capsys.readouterr().out
+
+
+def _grid_dataset(xs, ys, values, names=("a.x", "b.y"), var="v"):
+    import xarray as xr
+
+    return xr.Dataset(
+        {var: ((names[1], names[0]), np.asarray(values, dtype=float))},
+        coords={names[0]: list(xs), names[1]: list(ys)},
+        attrs={"pipeline": "t"},
+    )
+
+
+def test_heatmap_axes_follow_log_spacing_and_logx():
+    """2-D heatmaps used linear axes for log:... grids and ignored --logx."""
+    from physflow.scans.plot import log_spaced, scan_figure
+
+    xs = np.logspace(-3, 0, 4).tolist()  # log:1e-3:1:4
+    ys = [1.0, 2.0, 3.0]
+    ds = _grid_dataset(xs, ys, np.arange(12.0).reshape(3, 4))
+    ax = scan_figure(ds).axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"
+    # cells are centred on the values in log space: edges are geometric midpoints
+    mesh = ax.collections[0]
+    edges = np.unique(np.round(mesh.get_coordinates()[0, :, 0], 12))
+    np.testing.assert_allclose(edges, np.logspace(-3.5, 0.5, 5), rtol=1e-9)
+    lin = _grid_dataset([1.0, 2.0, 3.0, 4.0], [10.0, 100.0, 1000.0], np.ones((3, 4)))
+    ax = scan_figure(lin).axes[0]
+    assert ax.get_xscale() == "linear" and ax.get_yscale() == "log"
+    ax = scan_figure(lin, logx=True).axes[0]
+    assert ax.get_xscale() == "log"
+    assert log_spaced([1, 10, 100]) and not log_spaced([1, 2, 3]) and not log_spaced([0, 1, 10])
+
+
+def test_zero_rates_are_upper_bounds_on_log_plots():
+    """BER plots silently dropped points with zero errors; now a downward triangle at 3/n."""
+    import xarray as xr
+
+    from physflow.scans.plot import scan_figure
+
+    snr = [0.0, 4.0, 8.0, 12.0]
+    ds = xr.Dataset(
+        {
+            "ber": ("snr", [1e-1, 1e-2, 0.0, 0.0]),
+            "n_bits": ("snr", [1000, 1000, 4000, 8000]),
+        },
+        coords={"snr": snr},
+    )
+    ax = scan_figure(ds, y=["ber"], logy=True, trials="n_bits").axes[0]
+    bounds = [line for line in ax.get_lines() if line.get_marker() == "v"]
+    assert len(bounds) == 1
+    np.testing.assert_array_equal(bounds[0].get_xdata(), [8.0, 12.0])
+    np.testing.assert_allclose(bounds[0].get_ydata(), [3 / 4000, 3 / 8000])
+    assert "upper bound" in bounds[0].get_label()
+    # without counts the zeros sit on the bottom of the axis, still visible
+    ax = scan_figure(ds, y=["ber"], logy=True).axes[0]
+    (floor,) = [line for line in ax.get_lines() if line.get_marker() == "v"]
+    assert np.all(np.asarray(floor.get_ydata()) <= 1e-2) and len(floor.get_xdata()) == 2
+    # linear axes draw zeros as ordinary points
+    ax = scan_figure(ds, y=["ber"]).axes[0]
+    assert not [line for line in ax.get_lines() if line.get_marker() == "v"]
+
+
+def test_cli_trials_option_and_spec_key(tmp_path, capsys):
+    spec = write_spec(tmp_path, ZIP_BLOCK)
+    png = tmp_path / "ber.png"
+    args = ["scan", spec, "--plot", str(png), "--trials", "metrics.errors", "-q"]
+    assert main([*args, "--store", str(tmp_path / "store")]) == 0, capsys.readouterr().err
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    bad = write_spec(
+        tmp_path, ZIP_BLOCK.replace("logy: true}", "logy: true, trials: metrics.nope}")
+    )
+    assert main(["scan", bad, "--store", str(tmp_path / "store")]) == 2
+    assert "trials" in capsys.readouterr().err

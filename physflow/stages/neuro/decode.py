@@ -123,6 +123,7 @@ KERNEL_DEPS = (
     hmm.ROWS,
     hmm_jax.build_kernels,
     hmm_jax.BLOCK,
+    hmm_jax.UNROLL,
     hmm_jax._pad,
     hmm_jax._release,
     hmm_jax.forward_jax,

@@ -19,6 +19,8 @@ from .hmm import emission_scale, floor_of
 
 #: Bins per jitted scan call (dispatch costs ~1% at this size; compile once per S and dtype).
 BLOCK = 512
+#: Scan steps unrolled per loop iteration (measured ~15% faster than 1 at S = 200 and 1000).
+UNROLL = 4
 
 _BUILT: dict[str, Any] = {}
 
@@ -55,7 +57,7 @@ def build_kernels() -> dict[str, Any]:
             return jnp.where(live, f @ A, pred), (f, jnp.where(live, logc, 0.0))
 
         rows = (ll, lik, jnp.arange(ll.shape[0]))
-        pred, (out, logcs) = jax.lax.scan(step, pred0, rows)
+        pred, (out, logcs) = jax.lax.scan(step, pred0, rows, unroll=UNROLL)
         return out, pred, logcs
 
     def backward(ll, lik, filtered, A, beta0, n, floor):
@@ -67,7 +69,7 @@ def build_kernels() -> dict[str, Any]:
             return (jnp.where(live, A @ m, beta), jnp.where(live, m, msg)), beta
 
         rows = (ll, lik, jnp.arange(ll.shape[0]))
-        carry, betas = jax.lax.scan(step, (beta0, beta0), rows, reverse=True)
+        carry, betas = jax.lax.scan(step, (beta0, beta0), rows, reverse=True, unroll=UNROLL)
         # posterior rows, vectorised: normalise(f * beta), or in log space where that underflows
         g = filtered * betas
         sums = g.sum(axis=1, keepdims=True)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 import physflow as pf
 from physflow.stages.neuro import (
     EncodeConfig,
@@ -64,7 +62,3 @@ def computed_chunks(caplog, stage: str) -> tuple[int, int]:
     found = [m for m in found if m]
     assert found, f"no '{stage}: computed' log line"
     return int(found[-1].group(1)), int(found[-1].group(2))
-
-
-def as_array(value) -> np.ndarray:
-    return np.asarray(value)

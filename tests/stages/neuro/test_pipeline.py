@@ -153,6 +153,8 @@ def test_bad_configs_and_inputs_are_named(tmp_path, store):
     p.add("wrong", hmm_filter, FilterConfig(), loglik="likelihood", transition="simulate.position")
     res = p.run(store=store)
     assert "transition is (6000,) but loglik has 40 position bins" in res.errors["wrong"]
+    short = small_pipeline(2000, 1000, n_train=3000).run(store=store)
+    assert "EncodeConfig.n_train = 3000 exceeds the recording (2000 bins)" in short.errors["encode"]
 
 
 def test_background_writer_raises_the_writers_error_in_the_stage(store):
