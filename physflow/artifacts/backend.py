@@ -128,19 +128,6 @@ class LocalBackend:
     def is_link(self, rel: str) -> bool:
         return os.path.islink(self.abspath(rel))
 
-    def check_layout_dirs(self, names: tuple[str, ...]) -> None:
-        """Refuse a store whose top-level entries are symlinks or not directories: maintenance
-        moves and deletes inside them and must never reach outside the store."""
-        for name in names:
-            path = self.abspath(name)
-            if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
-                from .errors import StoreLocationError
-
-                raise StoreLocationError(
-                    f"{path} is a symlink or not a directory; a store's {name}/ must be a real "
-                    "directory inside it (physflow never follows links out of a store)"
-                )
-
     def write_atomic(self, rel: str, data: bytes) -> None:
         final = self.abspath(rel)
         os.makedirs(os.path.dirname(final), exist_ok=True)

@@ -151,3 +151,15 @@ def _write_stamp(store: Store, layout: str) -> str:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     return layout
+
+
+def check_local_dirs(root: str, names: tuple[str, ...]) -> None:
+    """Refuse a local store whose top-level entries are symlinks or not directories:
+    maintenance moves and deletes inside them and must never reach outside the store."""
+    for name in names:
+        path = os.path.join(root, name)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            raise StoreLocationError(
+                f"{path} is a symlink or not a directory; a store's {name}/ must be a real "
+                "directory inside it (physflow never follows links out of a store)"
+            )

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -33,21 +32,17 @@ from ..core.names import is_hex_key
 from ..core.records import ActionRecord, OutputEntry
 from . import arrays
 from .action_cache import ActionCache
-from .arrays import c_order as _c_order
 from .backend import LocalBackend, Sink, tmp_name
 from .errors import CorruptObjectError, MissingObjectError, StoreLocationError
 from .inline import UnsupportedValueError
-from .layout import LAYOUTS, resolve_layout
+from .layout import LAYOUTS, check_local_dirs, resolve_layout
 from .record_store import FileRecords, RecordStore
 from .records_sqlite import DB_NAME, SqliteRecords, create_db
 from .remote import open_url_backend
-from .values import get_value, put_value
+from .values import get_value, put_array_object, put_value
 
 DEFAULT_STORE_ENV = "PHYSFLOW_STORE"
 DEFAULT_STORE_PATH = ".physflow"
-#: In-memory arrays below this size are hashed before writing (so an existing object is not
-#: rewritten); larger ones are hashed in a thread while they are written.
-HASH_FIRST_BYTES = 8 << 20
 MARKER = arrays.META
 #: Top-level directories of a local store (each must be a real directory, never a link).
 LOCAL_DIRS = ("objects", "actions", "manifests", "tmp", "quarantine", "plans", "datasets")
@@ -120,7 +115,7 @@ class Store:
             self.quarantine_dir = self.root / "quarantine"
         self.actions_layout = resolve_layout(self, actions)
         if self._local:
-            self.backend.check_layout_dirs(LOCAL_DIRS)
+            check_local_dirs(str(self.root), LOCAL_DIRS)
         for sub in ("objects", "manifests", "tmp"):
             self.backend.makedirs(sub)
         self.records = self._open_records()
@@ -256,41 +251,8 @@ class Store:
         memo: dict[int, bytes] | None = None,
     ) -> str:
         """Store a numpy array as a zarr v3 object; returns its digest (= ``pf.digest(array)``
-        for the array codec)."""
-        plain = codec == "array" and digest_fn is None
-        if self._local and plain and not compress and arrays.zarr_supports(array.dtype):
-            return self._put_native_local(array, memo)
-        from .codecs import write_array
-
-        def write(sink: Sink) -> str:
-            kwargs: dict[str, Any] = {"codec": codec}
-            if digest_fn is not None:
-                kwargs["digest_fn"] = digest_fn
-            d, _meta = write_array(self, sink, "", array, compress, **kwargs)
-            return d
-
-        return self.write_object(write)
-
-    def _put_native_local(self, array: np.ndarray, memo: dict[int, bytes] | None) -> str:
-        original = array
-        array = _c_order(array)
-        digest = data_hash = None
-        if array.nbytes < HASH_FIRST_BYTES:
-            digest, data_hash = arrays.array_digest(array)
-            if self.has_object(digest):
-                if memo is not None:
-                    memo[id(original)] = data_hash
-                return digest
-        tmp = self.new_tmp()
-        try:
-            digest, data_hash = arrays.write_array_dir(tmp, array, digest, data_hash)
-            self.backend.publish(f"tmp/{tmp.name}", self.object_rel(digest), MARKER)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if memo is not None:
-            memo[id(original)] = data_hash
-        return digest
+        for the array codec). See :func:`.values.put_array_object`."""
+        return put_array_object(self, array, compress, codec, digest_fn, memo)
 
     def object_source(self, d: str) -> arrays.Source:
         """Read access to object ``d``; :class:`MissingObjectError` when it is not there (the

@@ -4,6 +4,8 @@ stage opted in, and loaded only by a store opened with ``allow_pickle=True``).""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -12,6 +14,9 @@ import numpy as np
 from ..core.framing import merkle
 from ..core.hashing import UnhashableValueError, digest_with_memo
 from ..core.records import OutputEntry
+from . import arrays
+from .arrays import c_order as _c_order
+from .backend import Sink
 from .codecs import WriteOptions, codec_named, find_codec, pickle_value, pickled_digest
 from .errors import PickleNotAllowedError
 from .inline import UnsupportedValueError, from_tree, to_tree, tree_objects
@@ -103,3 +108,55 @@ def get_value(store: Store, entry: OutputEntry) -> Any:
 
 def _load_leaf(store: Store, ref: list) -> Any:
     return codec_named(ref[1]).decode(store, ref)
+
+
+#: In-memory arrays below this size are hashed before writing (so an existing object is not
+#: rewritten); larger ones are hashed in a thread while they are written.
+HASH_FIRST_BYTES = 8 << 20
+
+
+def put_array_object(
+    store: Store,
+    array: np.ndarray,
+    compress: bool,
+    codec: str,
+    digest_fn: Callable[[bytes], str] | None,
+    memo: dict[int, bytes] | None,
+) -> str:
+    """Store a numpy array as a zarr v3 object; returns its digest (= ``pf.digest(array)``
+    for the array codec)."""
+    plain = codec == "array" and digest_fn is None
+    if store.is_local and plain and not compress and arrays.zarr_supports(array.dtype):
+        return _put_native_local(store, array, memo)
+    from .codecs import write_array
+
+    def write(sink: Sink) -> str:
+        kwargs: dict[str, Any] = {"codec": codec}
+        if digest_fn is not None:
+            kwargs["digest_fn"] = digest_fn
+        d, _meta = write_array(store, sink, "", array, compress, **kwargs)
+        return d
+
+    return store.write_object(write)
+
+
+def _put_native_local(store: Store, array: np.ndarray, memo: dict[int, bytes] | None) -> str:
+    original = array
+    array = _c_order(array)
+    digest = data_hash = None
+    if array.nbytes < HASH_FIRST_BYTES:
+        digest, data_hash = arrays.array_digest(array)
+        if store.has_object(digest):
+            if memo is not None:
+                memo[id(original)] = data_hash
+            return digest
+    tmp = store.new_tmp()
+    try:
+        digest, data_hash = arrays.write_array_dir(tmp, array, digest, data_hash)
+        store.backend.publish(f"tmp/{tmp.name}", store.object_rel(digest), arrays.META)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if memo is not None:
+        memo[id(original)] = data_hash
+    return digest

@@ -186,6 +186,21 @@ def _signature_parts(
     return config_type, tuple(inputs), uses_rng, uses_ctx
 
 
+def _check_outputs(where: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    if not names or len(set(names)) != len(names):
+        raise StageDefinitionError(f"{where}: outputs must be distinct names, got {names}")
+    for out in names:
+        if not isinstance(out, str) or not out.isidentifier():
+            raise StageDefinitionError(f"{where}: output name {out!r} must be a Python identifier.")
+        if out == SINGLE_OUTPUT:
+            raise StageDefinitionError(
+                f"{where}: '{SINGLE_OUTPUT}' is the name of a single-output stage's output and "
+                "cannot be declared; omit outputs= for one output, or name it something else "
+                "(see docs/architecture.md, 'outputs')."
+            )
+    return names
+
+
 def _freeze_defaults(fn: Callable[..., Any], where: str) -> None:
     """Defaults of optional inputs become immutable: a stage that appended to a default list
     would change what later calls compute under the same key (Python's mutable-default trap)."""
@@ -247,22 +262,7 @@ def stage(
         config_type, inputs, uses_rng, uses_ctx = _signature_parts(fn)
         _freeze_defaults(fn, where)
         _register_value_types(fn)
-        names = None
-        if outputs is not None:
-            names = tuple(outputs)
-            if not names or len(set(names)) != len(names):
-                raise StageDefinitionError(f"{where}: outputs must be distinct names, got {names}")
-            for out in names:
-                if not isinstance(out, str) or not out.isidentifier():
-                    raise StageDefinitionError(
-                        f"{where}: output name {out!r} must be a Python identifier."
-                    )
-                if out == SINGLE_OUTPUT:
-                    raise StageDefinitionError(
-                        f"{where}: '{SINGLE_OUTPUT}' is the name of a single-output stage's "
-                        "output and cannot be declared; omit outputs= for one output, or name "
-                        "it something else (see docs/architecture.md, 'outputs')."
-                    )
+        names = None if outputs is None else _check_outputs(where, tuple(outputs))
         lazy_set = frozenset(lazy)
         unknown_lazy = lazy_set - {spec.name for spec in inputs}
         if unknown_lazy:
