@@ -34,6 +34,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..pipeline.run import run_pipeline
 
     store = _store_path(args.store)
+    from . import common
+
+    common._CURRENT_STORE[0] = store
     previous = _previous_run(store, pipeline.name) if getattr(args, "explain", False) else None
     progress = make_progress(len(pipeline.nodes), quiet=args.quiet)
     try:
