@@ -105,3 +105,30 @@ def parse_duration(text: str) -> float:
         return float(t)
     except ValueError:
         raise UsageError(f"cannot read duration {text!r}; write e.g. 30m, 12h or 7d") from None
+
+
+_FULL = (28, 122, 27, 30)  # ENOSPC, EDQUOT, EFBIG, EROFS
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """One line for a store that cannot be written (disk full, quota, read-only), naming the
+    store; None for other errors."""
+    import sqlite3
+
+    from ..manifests.writer import ManifestWriteError
+
+    store = _store_path(None) if _CURRENT_STORE[0] is None else _CURRENT_STORE[0]
+    hint = "free space (physflow cache gc --max-bytes ...) or pass --store on another disk"
+    if isinstance(exc, ManifestWriteError):
+        return f"{exc}; the results themselves are stored: {hint}, then run again"
+    if isinstance(exc, OSError) and exc.errno in _FULL:
+        return f"cannot write to the store at {store}: {exc.strerror or exc}; {hint}"
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        word in str(exc) for word in ("disk", "full", "readonly", "read-only")
+    ):
+        return f"cannot write the store's records at {store}: {exc}; {hint}"
+    return None
+
+
+#: the store the running command uses (set by commands that run pipelines, for messages)
+_CURRENT_STORE: list[str | None] = [None]

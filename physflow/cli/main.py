@@ -185,6 +185,12 @@ def _handle(exc: Exception) -> int:
     if isinstance(exc, ValueError) and "executor" in str(exc):
         _err(str(exc))
         return EXIT_USAGE
+    from .common import storage_problem
+
+    problem = storage_problem(exc)
+    if problem is not None:
+        _err(problem)
+        return EXIT_FAILED
     if os.environ.get("PHYSFLOW_DEBUG"):
         import traceback
 

@@ -64,16 +64,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _describe(info: Any) -> str:
+def _outputs_text(record: Any) -> str:
     from .show import _describe_output
 
-    return _describe_output(info)
-
-
-def _outputs_text(record: Any) -> str:
     parts = []
     for name, info in record.outputs.items():
-        parts.append(_describe(info) if name == "value" else f"{name}={_describe(info)}")
+        text = _describe_output(info, record.metrics.get(name))
+        parts.append(text if name == "value" else f"{name}={text}")
     return ", ".join(parts)
 
 

@@ -16,6 +16,8 @@ def _scalar(record: Any, ref: str) -> float | None:
         return record.metrics.get(f"{output}.{key}")
     info = record.outputs.get(output or "value")
     value = info.value if info is not None else None
+    if value is None:  # NaN and infinities are kept in the metrics only
+        value = record.metrics.get(output or "value")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)

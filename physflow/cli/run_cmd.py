@@ -34,6 +34,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..pipeline.run import run_pipeline
 
     store = _store_path(args.store)
+    from . import common
+
+    common._CURRENT_STORE[0] = store
     previous = _previous_run(store, pipeline.name) if getattr(args, "explain", False) else None
     progress = make_progress(len(pipeline.nodes), quiet=args.quiet)
     try:
@@ -59,7 +62,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  FAILED {uid}: {error}", file=sys.stderr)
     for line in sink_metric_lines(pipeline, m):
         print(line)
-    if getattr(args, "explain", False):
+    if getattr(args, "explain", False) and "://" in store:
+        print("  (--explain reads earlier manifests from a local store only)")
+    elif getattr(args, "explain", False):
         from .explain import run_explanations
 
         for line in run_explanations(m, previous):

@@ -106,6 +106,8 @@ def parse_values(text: str, where: str) -> list[Any]:
     """``a,b,c`` (each value read as YAML) or ``lin:START:STOP:N`` / ``log:START:STOP:N``."""
     import yaml
 
+    from ..pipeline.spec_limits import LimitError, load_value
+
     kind, _, rest = text.partition(":")
     if kind in ("lin", "log") and rest:
         parts = rest.split(":")
@@ -131,8 +133,10 @@ def parse_values(text: str, where: str) -> list[Any]:
         if not item:
             raise ScanError(f"{where}: empty value in '{text}'; write e.g. 1,2,3.")
         try:
-            values.append(yaml.safe_load(item))
-        except yaml.YAMLError:
+            values.append(load_value(item))
+        except LimitError as exc:
+            raise ScanError(f"{where}: {exc.message}") from None
+        except (yaml.YAMLError, RecursionError):
             values.append(item)
     return values
 
@@ -268,6 +272,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ScanError(f"-o {args.output}: use a .zarr or .nc path.")
     if args.workers is not None and args.workers < 1:
         raise ScanError("--workers must be >= 1.")
+    from . import common
+
+    common._CURRENT_STORE[0] = args.store or default_store_path()
     overrides = dict(parse_set_option(text) for text in args.sets)
     pipeline, scan_spec = load_spec_with_scan(args.spec, overrides)
     if args.seed is not None:

@@ -9,7 +9,9 @@ from typing import Any
 from .common import EXIT_OK, UsageError, _store_path
 
 
-def _describe_output(info: Any) -> str:
+def _describe_output(info: Any, metric: Any = None) -> str:
+    if info.value is None and isinstance(metric, float):  # NaN / inf live in the metrics
+        return f"{metric:.6g}" + (f" {info.units}" if info.units else "")
     if info.value is not None:
         text = f"{info.value:.6g}" if isinstance(info.value, float) else repr(info.value)
     elif info.shape is not None:
@@ -23,7 +25,7 @@ def manifest_rows(manifest: Any) -> list[list[str]]:
     rows = []
     for node in manifest.nodes:
         outs = ", ".join(
-            (f"{k}={_describe_output(v)}" if k != "value" else _describe_output(v))
+            (f"{k}=" if k != "value" else "") + _describe_output(v, node.metrics.get(k))
             for k, v in node.outputs.items()
         )
         if node.status == "failed" and node.error:
@@ -85,7 +87,7 @@ def _show_scan(path: Any) -> int:
 
     from ..manifests.scan_manifest import ScanManifest
 
-    m = msgspec.json.decode(path.read_bytes(), type=ScanManifest)
+    m = msgspec.json.decode(path.read_bytes(), type=ScanManifest, strict=False)
     axes = list(m.points[0].values) if m.points else []
     header = ["point", *axes, "status", *m.collect]
     rows = []

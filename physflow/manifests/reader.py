@@ -180,7 +180,7 @@ def read_manifest(path: str | os.PathLike[str]) -> RunManifest:
     except FileNotFoundError:
         raise ManifestError(f"{p}: no such manifest file") from None
     try:
-        return msgspec.json.decode(data, type=RunManifest)
+        return msgspec.json.decode(data, type=RunManifest, strict=False)  # "nan" metrics
     except msgspec.ValidationError as exc:
         raise ManifestError(f"{p}: not a physflow run manifest: {exc}") from None
     except msgspec.DecodeError as exc:

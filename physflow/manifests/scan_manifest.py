@@ -19,7 +19,7 @@ from ..core.refs import is_single
 from .environment import capture_environment
 from .schema import SCHEMA_VERSION, Environment, NodeRecord, StageInfo
 from .stage_info import stages_of
-from .writer import OutcomeFacts, PipelineFacts, status_counts
+from .writer import OutcomeFacts, PipelineFacts, manifest_write_error, status_counts
 
 if TYPE_CHECKING:
     from ..artifacts.store import Store
@@ -218,7 +218,10 @@ def build_scan_manifest(
 def write_scan_manifest(store: Store, scan_id: str, data: bytes) -> Path:
     """Write an encoded scan manifest atomically; returns its path."""
     path = store.manifest_path(scan_id)
-    store.write_bytes_atomic(path, data)
+    try:
+        store.write_bytes_atomic(path, data)
+    except OSError as exc:
+        raise manifest_write_error(path, exc) from exc
     return path
 
 
@@ -226,7 +229,7 @@ def load_scan_manifest(path: str | Path) -> ScanManifest:
     """Read a scan manifest written by :func:`write_scan_manifest`."""
     data = Path(path).read_bytes()
     try:
-        return msgspec.json.decode(data, type=ScanManifest)
+        return msgspec.json.decode(data, type=ScanManifest, strict=False)  # "nan" metrics
     except msgspec.ValidationError as exc:
         raise ValueError(f"{path}: not a physflow scan manifest ({exc})") from None
 

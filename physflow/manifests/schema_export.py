@@ -22,6 +22,11 @@ def manifest_json_schema(kind: str = "run") -> dict[str, Any]:
     else:
         raise ValueError(f"unknown manifest kind {kind!r}; use 'run' or 'scan'")
     schema = msgspec.json.schema(cls)
+    metrics = schema.get("$defs", {}).get("NodeRecord", {}).get("properties", {}).get("metrics")
+    if metrics is not None:  # NaN and infinities are written as strings (JSON has neither)
+        metrics["additionalProperties"] = {
+            "anyOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}]
+        }
     return {
         "$schema": SCHEMA_URI,
         "$id": f"https://physflow.dev/schemas/{kind}-manifest-v{SCHEMA_VERSION}.json",

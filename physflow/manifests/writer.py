@@ -7,6 +7,7 @@ the pipeline by :class:`PipelineFacts`, so manifests never import the engine.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,15 +120,24 @@ def _scalar(tree: Any) -> float | int | str | bool | None:
     return None
 
 
-def _number(value: Any) -> float | None:
+#: JSON has no NaN or infinity: metrics store them as these strings, which msgspec reads back
+#: as floats (manifests are decoded with ``strict=False``)
+NONFINITE = {"nan": "nan", "inf": "inf", "-inf": "-inf"}
+
+
+def _number(value: Any) -> float | str | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    number = float(value)
+    if number != number or number in (math.inf, -math.inf):
+        return NONFINITE[repr(number)]
+    return number
 
 
-def output_metrics(outputs: dict[str, OutputEntry]) -> dict[str, float]:
-    """Numeric scalar outputs, and numeric entries of dict outputs as ``output.key``."""
-    found: dict[str, float] = {}
+def output_metrics(outputs: dict[str, OutputEntry]) -> dict[str, float | str]:
+    """Numeric scalar outputs, and numeric entries of dict outputs as ``output.key`` (NaN and
+    infinities as the strings ``"nan"``, ``"inf"``, ``"-inf"``)."""
+    found: dict[str, float | str] = {}
     for name, entry in outputs.items():
         tree = entry.tree
         number = _number(_scalar(tree))
@@ -152,6 +162,8 @@ def _units(units: Any, output: str) -> str | None:
 
 def output_info(entry: OutputEntry, units: str | None = None) -> OutputInfo:
     value = _scalar(entry.tree)
+    if isinstance(value, float) and not math.isfinite(value):
+        value = None  # not JSON: the number is in the node's metrics as "nan" / "inf"
     return OutputInfo(
         digest=entry.digest,
         type=entry.type_name,
@@ -296,11 +308,28 @@ def encode_manifest(header: msgspec.Struct, nodes_json: bytes) -> bytes:
 
 
 def decode_manifest(data: bytes) -> RunManifest:
-    return msgspec.json.decode(data, type=RunManifest)
+    return msgspec.json.decode(data, type=RunManifest, strict=False)  # "nan" metrics
+
+
+class ManifestWriteError(OSError):
+    """A manifest could not be written (disk full, read-only or missing store directory); the
+    message names the file and the store. ``errno`` is the underlying error's."""
 
 
 def write_manifest(store: Store, run_id: str, data: bytes) -> Path:
     """Write an encoded manifest atomically; returns its path."""
     path = store.manifest_path(run_id)
-    store.write_bytes_atomic(path, data)
+    try:
+        store.write_bytes_atomic(path, data)
+    except OSError as exc:
+        raise manifest_write_error(path, exc) from exc
     return path
+
+
+def manifest_write_error(path: Any, exc: OSError) -> ManifestWriteError:
+    err = ManifestWriteError(
+        f"cannot write the manifest {Path(str(path)).name} into {Path(str(path)).parent}: "
+        f"{exc.strerror or exc}"
+    )
+    err.errno = exc.errno
+    return err

@@ -49,6 +49,15 @@ def _spec_digest(text: str, overrides: Mapping[str, Any]) -> str:
     return merkle("physflow.spec.v1", text, extra)
 
 
+def _read_spec_bytes(path: Path) -> bytes:
+    """The file's bytes, reading at most one byte past the size limit (a FIFO or /dev/zero
+    given as a spec must not be read forever)."""
+    from .spec_limits import MAX_BYTES
+
+    with path.open("rb") as fh:
+        return fh.read(MAX_BYTES + 1)
+
+
 def _nearby_specs(path: Path) -> list[str]:
     """Files next to a missing spec that it was probably meant to be (demo.yml -> demo.yaml)."""
     from ..core.suggest import closest
@@ -70,8 +79,12 @@ def load_spec_full(
     """Parse and check a spec file; every problem raises :class:`SpecError`."""
     file = str(path)
     if text is None:
+        from .spec_limits import LimitError, decode_spec
+
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = decode_spec(_read_spec_bytes(Path(path)))
+        except LimitError as exc:
+            raise SpecError(exc.message, file=file, line=exc.line, column=exc.column) from None
         except FileNotFoundError:
             raise SpecError(
                 "spec file not found", file=file, suggestions=_nearby_specs(Path(path))
@@ -80,8 +93,8 @@ def load_spec_full(
             raise SpecError(
                 "is a directory; give the path of a YAML spec file", file=file
             ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(f"cannot read spec: {exc}", file=file) from None
+        except OSError as exc:
+            raise SpecError(f"cannot read spec: {exc.strerror or exc}", file=file) from None
     overrides = dict(overrides or {})
     loaded = _Builder(_Document(text, file), overrides).build()
     loaded.pipeline.spec_path = str(Path(file).resolve()) if Path(file).exists() else file
@@ -106,12 +119,16 @@ def parse_set_option(text: str) -> tuple[str, Any]:
     """``node.field=VALUE`` -> (path, value); VALUE is read with ``yaml.safe_load``
     (so ``0.5`` is a float, ``[1, 2]`` a list, ``abc`` a string) and later converted by the
     config class."""
+    from .spec_limits import LimitError, load_value
+
     path, sep, value = text.partition("=")
     path = path.strip()
     if not sep or not path:
         raise SpecError(f"--set {text!r}: expected node.field=VALUE", field=text)
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+        parsed = load_value(value) if value.strip() else ""
+    except LimitError as exc:
+        raise SpecError(f"--set {path}: {exc.message}") from None
+    except (yaml.YAMLError, RecursionError):
         parsed = value
     return path, parsed

@@ -47,7 +47,9 @@ class SpecError(PipelineError):
         if self.field is not None:
             parts.append(f"field '{self.field}'")
         subject = ", ".join(parts)
-        text = f"{where}: {subject + ': ' if subject else ''}{self.detail}"
+        body = f"{subject + ': ' if subject else ''}{self.detail}"
+        # command-line problems (--set) have no file: the option itself is the location
+        text = body if self.file is None and self.detail.startswith("--") else f"{where}: {body}"
         if self.suggestions:
             if not text.endswith((".", "?", ")")):
                 text += "."
@@ -78,12 +80,24 @@ class _Document:
     """The parsed data plus positions, and a way to raise errors that point into it."""
 
     def __init__(self, text: str, file: str) -> None:
+        from .spec_limits import LimitError, check_expansion, check_text
+
         self.file = file
         self.marks = _Marks()
+        try:
+            check_text(text)
+        except LimitError as exc:
+            raise SpecError(exc.message, file=file, line=exc.line, column=exc.column) from None
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                check_expansion(node)
             self.data = loader.construct_document(node) if node is not None else None
+        except LimitError as exc:
+            raise SpecError(exc.message, file=file, line=exc.line, column=exc.column) from None
+        except RecursionError:  # a limit above should have caught it; never a traceback
+            raise SpecError("the YAML is nested too deeply to read", file=file) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = exc.problem or exc.context or "invalid YAML"

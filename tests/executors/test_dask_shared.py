@@ -22,8 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def worker_path(monkeypatch):
+    """Workers import the stages by module path; dask's nannies write their pre-spawn
+    environment (MALLOC_TRIM_THRESHOLD_, ...) into this process: it is restored afterwards."""
     pytest.importorskip("distributed")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # workers import the stages by module path
+    saved = dict(os.environ)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    yield
+    for name in [k for k in os.environ if k not in saved]:
+        del os.environ[name]
+    os.environ.update(saved)
 
 
 def _pipeline(log_dir: Path, n: int, seconds: float) -> pf.Pipeline:
