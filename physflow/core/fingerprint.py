@@ -11,8 +11,10 @@ import ast
 import functools
 import inspect
 import linecache
+import os
 import textwrap
 import types
+import warnings
 from typing import Any
 
 from .framing import merkle
@@ -51,13 +53,76 @@ def normalised_source(obj: Any) -> str:
         source = textwrap.dedent(inspect.getsource(obj))
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError, IndentationError):
-        code = getattr(obj, "__code__", None)
-        if code is None:
+        if getattr(obj, "__code__", None) is None:
             raise
-        defaults = (getattr(obj, "__defaults__", None), getattr(obj, "__kwdefaults__", None))
-        return "code:" + digest((_code_token(code), _const_token(defaults)))
+        return code_fingerprint_text(obj)
     tree = _Normaliser().visit(tree)
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+_FUTURE_FLAGS = 0
+for _name in ("annotations", "division", "generator_stop"):  # flags that change compilation
+    _FUTURE_FLAGS |= getattr(__import__("__future__"), _name).compiler_flag
+
+
+def _same_code(a: types.CodeType, b: types.CodeType) -> bool:
+    """Same instructions, names and constants (line numbers and file names aside)."""
+    return _code_token(a) == _code_token(b) and a.co_freevars == b.co_freevars
+
+
+_MODULE_CODE: dict[tuple[str, float, int], types.CodeType | None] = {}
+
+
+def _module_code(filename: str, flags: int) -> types.CodeType | None:
+    """The file compiled as it is on disk now (cached per file version): the whole module, so
+    the compiler sees its imports as the real import did (3.11 compiles ``mod.f()`` apart for
+    names bound by imports)."""
+    try:
+        stat = os.stat(filename)
+        with open(filename, "rb") as fh:
+            source = fh.read()
+    except OSError:
+        return None
+    key = (filename, stat.st_mtime, flags)
+    if key not in _MODULE_CODE:
+        try:
+            _MODULE_CODE[key] = compile(source, filename, "exec", flags=flags, dont_inherit=True)
+        except (SyntaxError, ValueError):
+            _MODULE_CODE[key] = None
+    return _MODULE_CODE[key]
+
+
+def _compiled_twin(func: types.FunctionType) -> types.CodeType | None:
+    """``func``'s code compiled afresh from its source file as it is now (None: no source)."""
+    code = func.__code__
+    filename = inspect.getsourcefile(func)
+    if not filename:
+        return None
+    module = _module_code(filename, code.co_flags & _FUTURE_FLAGS)
+    stack = [module] if module is not None else []
+    while stack:
+        const = stack.pop()
+        if const.co_qualname == code.co_qualname:
+            return const
+        stack.extend(c for c in const.co_consts if isinstance(c, types.CodeType))
+    return None
+
+
+def source_matches_code(func: Any) -> bool:
+    """Whether the source file says what the running bytecode does. A stale ``.pyc`` (a tree
+    copied with preserved mtimes) runs old code while the file shows new code: keying on the
+    text would file the old code's results under the new code's key."""
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return True
+    twin = _compiled_twin(func)
+    return twin is None or _same_code(twin, code)
+
+
+def code_fingerprint_text(func: Any) -> str:
+    """A token of what actually runs: the bytecode (used when the source cannot be trusted)."""
+    defaults = (getattr(func, "__defaults__", None), getattr(func, "__kwdefaults__", None))
+    return "code:" + digest((_code_token(func.__code__), _const_token(defaults)))
 
 
 def _code_token(code: types.CodeType) -> tuple:
@@ -100,20 +165,75 @@ def dependency_token(dep: Any) -> str:
     return "value:" + digest(dep)
 
 
+class StaleSourceWarning(UserWarning):
+    """A function's source file does not match the bytecode that runs (a stale ``.pyc``)."""
+
+
+def function_text(func: Any) -> str:
+    """What a function's fingerprint is made of: its normalised source, or -- when the source
+    file no longer says what the running bytecode does -- the bytecode itself (with a warning),
+    so results are always filed under the code that produced them."""
+    if source_matches_code(func):
+        return normalised_source(func)
+    warnings.warn(
+        StaleSourceWarning(
+            f"{func.__module__}.{func.__qualname__}: its source file does not match the bytecode "
+            "Python runs (a stale .pyc, e.g. a tree copied with preserved mtimes); physflow keys "
+            "on the bytecode. Delete the __pycache__ directories to run what the file says."
+        ),
+        stacklevel=3,
+    )
+    return code_fingerprint_text(func)
+
+
 def stage_fingerprint(
     qualified_name: str,
     version: str,
     func: Any,
     deps: tuple,
     outputs: tuple[str, ...] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> str:
     """Decorator arguments that shape results (``outputs``) count; the decorator's source does
-    not (it is stripped), so they are added explicitly."""
+    not (it is stripped), so they are added explicitly. ``extra``: further parts (closure
+    values, the config class's methods), added only when present."""
     return merkle(
         "physflow.stage.v1",
         qualified_name,
         version,
-        normalised_source(func),
+        function_text(func),
         "outputs:" + ("-" if outputs is None else ",".join(outputs)),
         *(dependency_token(dep) for dep in deps),
+        *extra,
     )
+
+
+def closure_tokens(func: Any) -> tuple[str, ...]:
+    """The values a function's closure captured (a stage made by a factory function): they
+    decide its result like a config does. Raises UnhashableValueError naming the variable."""
+    cells = getattr(func, "__closure__", None) or ()
+    names = func.__code__.co_freevars
+    tokens = []
+    for name, cell in zip(names, cells):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell (not bound yet)
+            continue
+        try:
+            tokens.append(f"closure:{name}:{dependency_token(value)}")
+        except UnhashableValueError as exc:
+            raise UnhashableValueError(f"closure variable '{name}': {exc}") from None
+    return tuple(tokens)
+
+
+def class_methods_token(cls: type) -> str | None:
+    """The normalised source of a class that defines methods or properties (a config whose
+    methods a stage calls), or None for a class of plain fields (its values are digested)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    if not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) for n in body):
+        return None
+    return f"class:{cls.__module__}:{cls.__qualname__}:{normalised_source(cls)}"

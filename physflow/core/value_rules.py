@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import enum
 import math
+import pathlib
 import struct
 from typing import Any
 
@@ -228,6 +229,14 @@ def _struct(buf: bytearray, value: msgspec.Struct, feeder: Feeder) -> None:
                 raise exc.at(f".{name}") from None
     finally:
         feeder.leave(value)
+
+
+@register_digest_rule(pathlib.PurePath)
+def _path(buf: bytearray, value: pathlib.PurePath, feeder: Feeder) -> None:
+    """A path by its class and text (not the file it names: file contents enter keys only as
+    values a stage returns or reads through a digest)."""
+    put_bytes(buf, b"C", qualified(type(value)))
+    put_bytes(buf, b"s", str(value).encode("utf-8", "surrogatepass"))
 
 
 def _enum(buf: bytearray, value: enum.Enum, feeder: Feeder) -> None:

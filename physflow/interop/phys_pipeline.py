@@ -345,6 +345,7 @@ def from_phys_pipeline(
         uses_rng=False,
         uses_ctx=False,
         deps=tuple(dep_list),
+        closure_in_deps=True,  # template, policy, fan-in and initial state are in dep_list
     )
     built.default_config = mirror_config(model)  # type: ignore[attr-defined]
     built.__doc__ = stage_cls.__doc__

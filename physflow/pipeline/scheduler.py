@@ -256,8 +256,17 @@ class Scheduler:
             name: task_input(states[ref.uid], ref.output) for name, ref in node.inputs.items()
         }
         seed = node.seed if node.stage.uses_rng else None
+        stage = node.stage
         task = Task(
-            uid, node.node_id, node.stage, node.config, key, inputs, seed, node.stage.resources
+            uid,
+            node.node_id,
+            stage,
+            node.config,
+            key,
+            inputs,
+            seed,
+            stage.resources,
+            stage.fingerprint,
         )
         self.pending.append(task)
         self._event("queued", uid)

@@ -11,8 +11,9 @@ from typing import Any
 
 import msgspec
 
-from ..core.fingerprint import stage_fingerprint
+from ..core.fingerprint import class_methods_token, closure_tokens, stage_fingerprint
 from ..core.freeze import deep_freeze
+from ..core.hashing import UnhashableValueError
 from ..core.refs import SINGLE_OUTPUT
 from ..core.value_types import register_annotation, register_module_types
 from .config import Config
@@ -52,13 +53,30 @@ class Stage:
     lazy_inputs: frozenset[str] = frozenset()
     compress: bool | None = None
     fingerprint: str = ""
+    #: The closure's values are covered by ``deps`` (stages built by physflow's own adapters).
+    closure_in_deps: bool = False
 
     def __post_init__(self) -> None:
         # Computed now, from the source as imported, not as it may be edited later.
         if not self.fingerprint:
             self.fingerprint = stage_fingerprint(
-                self.name, self.version, self.func, self.deps, self.outputs
+                self.name, self.version, self.func, self.deps, self.outputs, self._extra_parts()
             )
+
+    def _extra_parts(self) -> tuple[str, ...]:
+        """Closure values, and the methods of the config classes the stage reads."""
+        try:
+            parts = () if self.closure_in_deps else closure_tokens(self.func)
+        except UnhashableValueError as exc:
+            raise StageDefinitionError(
+                f"stage {self.name}: {exc}. A stage made by a factory function is keyed by the "
+                "values it captured: pass this one through the config (or deps=[...]) instead."
+            ) from None
+        for cls in config_classes(self.config_type):
+            token = class_methods_token(cls)
+            if token is not None:
+                parts += (token,)
+        return parts
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -78,6 +96,26 @@ class Stage:
     def __reduce__(self) -> tuple:
         # Stages travel to worker processes by import path, never by pickled code.
         return (resolve_stage_path, (self.name,))
+
+
+def config_classes(config_type: type | None) -> list[type]:
+    """The config class and the Struct classes its fields name (nested configs), once each."""
+    found: list[type] = []
+    stack = [config_type] if config_type is not None else []
+    while stack:
+        cls = stack.pop()
+        if cls in found:
+            continue
+        found.append(cls)
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:
+            continue
+        for hint in hints.values():
+            for item in [hint, *typing.get_args(hint)]:
+                if isinstance(item, type) and issubclass(item, msgspec.Struct):
+                    stack.append(item)
+    return found
 
 
 def resolve_stage_path(path: str) -> Stage:

@@ -52,6 +52,8 @@ class Task:
     inputs: dict[str, TaskInput]
     seed: int | None
     resources: Mapping[str, float] = field(default_factory=dict)
+    #: The fingerprint the key was planned with (checked where the stage is imported again).
+    planned: str = ""
 
     @property
     def label(self) -> str:
@@ -314,11 +316,22 @@ def _describe_failure(exc: Exception) -> str:
     return error
 
 
+def _changed_message(task: Task) -> str:
+    return (
+        f"StageChanged: the source of stage {task.stage.name} changed during the run: this "
+        f"worker imported code with fingerprint {task.stage.fingerprint[:15]}..., the run was "
+        f"planned with {task.planned[:15]}...; its result would be filed under the old code's "
+        "key, so it was not run. Re-run the pipeline (it plans with the new code)."
+    )
+
+
 def run_task(
     task: Task, store: Store, memory: Mapping[str, Any] | None = None, keep_values: bool = False
 ) -> TaskOutcome:
     """Run one task to completion (with the stage's retries); never raises for stage errors."""
     started = time.time()
+    if task.planned and task.stage.fingerprint != task.planned:
+        return TaskOutcome(uid=task.uid, record=None, error=_changed_message(task), started=started)
     failures: list[tuple[str, str]] = []  # (error, traceback) of each failed attempt
     while len(failures) <= task.stage.retries:
         try:
