@@ -16,6 +16,7 @@ from ..core.freeze import deep_freeze
 from ..core.hashing import UnhashableValueError
 from ..core.refs import SINGLE_OUTPUT
 from ..core.value_types import register_annotation, register_module_types
+from . import untracked
 from .config import Config
 
 #: Keyword-only parameters the runner provides.
@@ -278,6 +279,7 @@ def stage(
     resources: Mapping[str, float] | None = None,
     lazy: Iterable[str] = (),
     compress: bool | None = None,
+    warn_untracked: bool = True,
 ) -> Any:
     """Declare a stage.
 
@@ -285,7 +287,8 @@ def stage(
     hash cannot see. ``deps`` lists helpers (functions, classes, constants) whose change must
     invalidate results. ``outputs`` names the outputs of a stage that returns a dict (or Struct)
     of several values; without it the whole return value is the single output. ``lazy`` names
-    inputs delivered as on-disk arrays instead of loaded ndarrays.
+    inputs delivered as on-disk arrays instead of loaded ndarrays. ``warn_untracked=False``
+    silences the warning about module-level names the stage reads that no key covers.
     """
 
     def decorate(fn: Callable[..., Any]) -> Stage:
@@ -297,9 +300,12 @@ def stage(
                 f"{where}: lambdas cannot be stages (no stable name to import them by in "
                 "workers). Use 'def'."
             )
+        dep_list = tuple(deps)
         config_type, inputs, uses_rng, uses_ctx = _signature_parts(fn)
         _freeze_defaults(fn, where)
         _register_value_types(fn)
+        if warn_untracked:
+            untracked.warn_untracked(fn, dep_list, where)
         names = None if outputs is None else _check_outputs(where, tuple(outputs))
         lazy_set = frozenset(lazy)
         unknown_lazy = lazy_set - {spec.name for spec in inputs}
@@ -319,7 +325,7 @@ def stage(
             outputs=names,
             uses_rng=uses_rng,
             uses_ctx=uses_ctx,
-            deps=tuple(deps),
+            deps=dep_list,
             allow_pickle=pickle,
             retries=retries,
             resources=_check_resources(where, resources),
