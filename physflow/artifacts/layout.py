@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+import time
+import uuid
+import warnings
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -16,7 +20,7 @@ import msgspec
 from ..core.framing import HASH_FORMAT
 from .backend import tmp_name
 from .errors import StoreError, StoreLocationError
-from .records_sqlite import DB_NAME
+from .records_sqlite import DB_NAME, SqliteRecords, create_db
 
 if TYPE_CHECKING:
     from .store import Store
@@ -163,3 +167,45 @@ def check_local_dirs(root: str, names: tuple[str, ...]) -> None:
                 f"{path} is a symlink or not a directory; a store's {name}/ must be a real "
                 "directory inside it (physflow never follows links out of a store)"
             )
+
+
+class DamagedRecordsWarning(UserWarning):
+    """A store's record database was unreadable and was replaced by a fresh one."""
+
+
+def open_sqlite_records(store: Store) -> SqliteRecords:
+    """The store's record database; a damaged one (truncated, overwritten) is moved to
+    ``quarantine/`` and a fresh one started. Objects are intact, so work is recomputed, never
+    served wrong."""
+    db_path = f"{store.root}/{DB_NAME}"
+    for attempt in range(2):
+        if not os.path.exists(db_path):
+            create_db(db_path, f"{store.tmp_dir}/{tmp_name('.sqlite')}")
+        records = SqliteRecords(db_path)
+        try:
+            records.probe()
+            return records
+        except sqlite3.OperationalError:
+            raise  # locked: not damage
+        except sqlite3.DatabaseError as exc:
+            records.close()
+            if attempt:
+                raise StoreError(f"cannot open the record database {db_path}: {exc}") from None
+            _move_aside(store, db_path, exc)
+    raise AssertionError("unreachable")
+
+
+def _move_aside(store: Store, db_path: str, exc: Exception) -> None:
+    aside = f"{store.root}/quarantine/{DB_NAME}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+    aside += f"-{uuid.uuid4().hex[:6]}"
+    os.makedirs(os.path.dirname(aside), exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):  # another process may have moved it
+            os.rename(db_path + suffix, aside + suffix)
+    warnings.warn(
+        DamagedRecordsWarning(
+            f"the record database {db_path} is damaged ({exc}); it was moved to {aside} and a "
+            "fresh one started: cached results are recomputed (never served wrong)."
+        ),
+        stacklevel=4,
+    )

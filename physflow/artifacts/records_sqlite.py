@@ -165,8 +165,19 @@ class SqliteRecords:
         conn = getattr(local, "conn", None)
         if conn is None or local.pid != _PID:
             conn = self._open()
-        row = conn.execute(GET_SQL, (key,)).fetchone()
+        try:
+            row = conn.execute(GET_SQL, (key,)).fetchone()
+        except sqlite3.OperationalError:
+            raise  # locked or busy: not damage
+        except sqlite3.DatabaseError:  # damaged while open: a miss (the next open repairs it)
+            return None
         return None if row is None else row[0]
+
+    def probe(self) -> None:
+        """Raise ``sqlite3.DatabaseError`` now if the file is not a usable record database."""
+        conn = self.conn()
+        conn.execute("SELECT count(*) FROM actions WHERE key = ''").fetchone()
+        conn.execute("SELECT count(*) FROM plans WHERE digest = ''").fetchone()
 
     def put(self, key: str, data: bytes) -> None:
         """Insert or replace (last writer wins, as ``os.replace`` did); committed on return,

@@ -35,9 +35,8 @@ from .action_cache import ActionCache
 from .backend import LocalBackend, Sink, tmp_name
 from .errors import CorruptObjectError, MissingObjectError, StoreLocationError
 from .inline import UnsupportedValueError
-from .layout import LAYOUTS, check_local_dirs, resolve_layout
+from .layout import LAYOUTS, check_local_dirs, open_sqlite_records, resolve_layout
 from .record_store import FileRecords, RecordStore
-from .records_sqlite import DB_NAME, SqliteRecords, create_db
 from .remote import open_url_backend
 from .values import get_value, put_array_object, put_value
 
@@ -127,10 +126,7 @@ class Store:
         """The record store of this store's layout, chosen once here."""
         if self.actions_layout == "files":
             return FileRecords(self.backend)
-        db_path = f"{self.root}/{DB_NAME}"
-        if not os.path.exists(db_path):
-            create_db(db_path, f"{self.tmp_dir}/{tmp_name('.sqlite')}")
-        return SqliteRecords(db_path)
+        return open_sqlite_records(self)
 
     @property
     def location(self) -> str:
