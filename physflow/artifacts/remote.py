@@ -352,7 +352,7 @@ def open_url_backend(
 
     ``storage_options={"physflow_client": "fsspec"}`` keeps an object store on fsspec (s3fs).
     """
-    from .backend import FsspecBackend
+    from .fsspec_backend import FsspecBackend
     from .remote_client import OBJECT_SCHEMES
     from .tier import DEFAULT_TIER_BYTES, TieredBackend
 

@@ -9,6 +9,7 @@ the next run recomputes them.
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,11 +34,13 @@ def iter_objects(store: Store) -> Iterator[str]:
     """Digests of all visible objects (names that are not digests, and links, are skipped:
     they are not store entries)."""
     for shard in store.backend.listdir("objects"):
-        if store.is_local and store.backend.is_link(f"objects/{shard}"):
+        if store.is_local and os.path.islink(store.backend.abspath(f"objects/{shard}")):
             continue
         for name in store.backend.listdir(f"objects/{shard}"):
             rel = f"objects/{shard}/{name}"
-            if not is_hex_key(name) or (store.is_local and store.backend.is_link(rel)):
+            if not is_hex_key(name) or (
+                store.is_local and os.path.islink(store.backend.abspath(rel))
+            ):
                 continue
             if store.has_object(name):
                 yield DIGEST_PREFIX + name
