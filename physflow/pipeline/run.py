@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -67,8 +68,24 @@ def finish(
         if record is not None:
             store.actions.remember(record, latest)
     manifest = writer.encode_manifest(header, nodes_json)
-    path = str(write(manifest)) if write is not None else None
+    path = None
+    if write is not None:
+        try:
+            path = str(write(manifest))
+        except OSError as exc:  # the results are stored: report, do not lose the run
+            warnings.warn(
+                ManifestNotWrittenWarning(
+                    f"the run's manifest could not be written to {store.location}/manifests "
+                    f"({exc.strerror or exc}); its results are cached and returned, but "
+                    "'physflow show' will not list this run. Free space and re-run to record it."
+                ),
+                stacklevel=3,
+            )
     return manifest, path
+
+
+class ManifestNotWrittenWarning(UserWarning):
+    """A finished run's manifest could not be written (its results are stored)."""
 
 
 class RunResult:

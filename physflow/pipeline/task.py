@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import enum
+import sqlite3
 import time
 import traceback
 import warnings
@@ -267,6 +268,27 @@ def _put_output(task: Task, store: Store, name: str, value: Any) -> OutputEntry:
         raise UnsupportedValueError(
             f"stage {task.stage.name} (node '{task.node_id}'), output '{name}': {exc}"
         ) from None
+    except OSError as exc:  # a full disk, a read-only store: say where and what
+        raise StoreWriteError(
+            f"could not store output '{name}' of node '{task.node_id}' in the store at "
+            f"{store.location}: {exc.strerror or exc}. Free space (physflow cache gc) or use "
+            "another store; nothing partial was kept."
+        ) from None
+
+
+class StoreWriteError(OSError):
+    """A result could not be written into the store (the message names store and node)."""
+
+
+def _record(task: Task, store: Store, record: ActionRecord) -> None:
+    """Write the record (after its outputs); a failure names the store and the node."""
+    try:
+        store.put_action(record)
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise StoreWriteError(
+            f"could not record the result of node '{task.node_id}' in the store at "
+            f"{store.location}: {exc}. Free space (physflow cache gc) or use another store."
+        ) from None
 
 
 def _attempt(
@@ -302,7 +324,7 @@ def _attempt(
         duration_s=time.perf_counter() - t0,
         node_id=task.node_id,
     )
-    store.put_action(record)
+    _record(task, store, record)
     return record, named, notes
 
 

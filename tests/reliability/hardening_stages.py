@@ -44,3 +44,12 @@ class Opaque:
 
     def __init__(self, n: int) -> None:
         self.n = n
+
+
+class Size(pf.Config):
+    mib: float = 1.0
+
+
+@pf.stage(version="1")
+def block(cfg: Size) -> np.ndarray:
+    return np.ones(int(cfg.mib * (1 << 20) / 8))
