@@ -54,7 +54,8 @@ class SpecError(PipelineError):
             if not text.endswith((".", "?", ")")):
                 text += "."
             text += f" Did you mean {' or '.join(repr(s) for s in self.suggestions)}?"
-        return text
+        # one line, whatever names or values from the file it quotes
+        return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 Path_ = tuple[Any, ...]
