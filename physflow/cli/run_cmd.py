@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Any
 
 from .common import (
@@ -31,7 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.seed < 0:
             raise UsageError("--seed must be >= 0")
         pipeline.seed = args.seed
-    from ..pipeline.run import run_pipeline
+    from ..pipeline.run import ManifestNotWrittenWarning, run_pipeline
 
     store = _store_path(args.store)
     from . import common
@@ -40,7 +41,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = _previous_run(store, pipeline.name) if getattr(args, "explain", False) else None
     progress = make_progress(len(pipeline.nodes), quiet=args.quiet)
     try:
-        with progress:
+        with progress, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ManifestNotWrittenWarning)
             result = run_pipeline(
                 pipeline,
                 store=store,
@@ -53,6 +55,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         _err(str(exc) or "interrupted")
         return 130
+    for w in caught:  # other warnings are shown as usual; a lost manifest is the one error line
+        if issubclass(w.category, ManifestNotWrittenWarning):
+            _err(str(w.message.args[1]))
+            return EXIT_FAILED
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     m = result.manifest
     print(
         f"{m.pipeline}: {len(m.nodes)} nodes: {m.hits} hits, {m.misses} misses, "

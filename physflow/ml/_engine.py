@@ -21,6 +21,7 @@ from ..core.records import ActionRecord, OutputEntry
 from ..core.refs import SINGLE_OUTPUT
 from ..manifests.environment import capture_environment
 from ..manifests.schema import Environment
+from ..pipeline.main_guard import check_main_guard
 from ..pipeline.rng import GLOBAL_STATE_LOCK, spawn_key
 from ..pipeline.spec import load_spec_full, parse_set_option
 from ..pipeline.task import _MUTABLE, _global_state, _read_only, _restore_state, _same_state
@@ -31,6 +32,7 @@ __all__ = [
     "Environment",
     "array_path",
     "capture_environment",
+    "check_main_guard",
     "default_store_path",
     "get_shard",
     "lazy_array",

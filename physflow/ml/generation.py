@@ -108,6 +108,7 @@ def generate(
         seed=seed,
         compress=compress,
     )
+    _engine.check_main_guard(executor)
     store = _engine.open_store(store)
     assert spec.samples is not None and spec.seed is not None
     program = Program(pipeline, spec, spec.seed)

@@ -21,6 +21,7 @@ from ..executors.factory import make_executor
 from ..manifests import writer
 from .events import ProgressCallback
 from .gc_pause import no_gc_pauses
+from .main_guard import check_main_guard
 from .outcome import RunOutcome
 from .plan import plan_pipeline
 from .scheduler import execute_plan
@@ -75,9 +76,9 @@ def finish(
         except OSError as exc:  # the results are stored: report, do not lose the run
             warnings.warn(
                 ManifestNotWrittenWarning(
-                    f"the run's manifest could not be written to {store.location}/manifests "
-                    f"({exc.strerror or exc}); its results are cached and returned, but "
-                    "'physflow show' will not list this run. Free space and re-run to record it."
+                    f"{exc}; the run's results are cached and returned, but 'physflow show' "
+                    "will not list it (free space and re-run to record it)",
+                    exc,
                 ),
                 stacklevel=3,
             )
@@ -85,7 +86,8 @@ def finish(
 
 
 class ManifestNotWrittenWarning(UserWarning):
-    """A finished run's manifest could not be written (its results are stored)."""
+    """A finished run's manifest could not be written (its results are stored); ``args[1]``
+    is the error."""
 
 
 class RunResult:
@@ -225,6 +227,7 @@ def run_pipeline(
     ``physflow.DaskExecutor(...)``; ``workers`` sizes the local pools. Failed nodes do not stop
     independent branches unless ``fail_fast``. ``order_seed`` shuffles scheduling order (tests).
     """
+    check_main_guard(executor)
     store = open_store(store)
     with no_gc_pauses():
         plan = plan_pipeline(pipeline)

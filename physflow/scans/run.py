@@ -29,6 +29,7 @@ from ..manifests.writer import json_scalar
 from ..pipeline.events import ProgressCallback
 from ..pipeline.gc_pause import no_gc_pauses
 from ..pipeline.graph import Pipeline
+from ..pipeline.main_guard import check_main_guard
 from ..pipeline.outcome import RunOutcome
 from ..pipeline.run import finish, pipeline_facts
 from ..pipeline.scheduler import execute_plan
@@ -172,6 +173,7 @@ def run_scan(
 
     Raises KeyboardInterrupt (after writing the manifest) when the scan was interrupted.
     """
+    check_main_guard(executor)
     with no_gc_pauses():
         spoints = build_points(axes, mode=mode, points=points, sample=sample)
         refs = resolve_collect(pipeline, collect)

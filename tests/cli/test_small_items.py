@@ -216,11 +216,6 @@ def test_missing_main_guard_is_named(tmp_path, call, expected):
     assert 'if __name__ == "__main__":' in done.stderr
 
 
-@pytest.mark.xfail(
-    reason="needs the runner to call physflow.pipeline.main_guard.check_main_guard(executor) "
-    "before starting workers (run_pipeline / run_scan; requested from the lead)",
-    strict=False,
-)
 def test_unguarded_processes_run_names_the_fix(tmp_path):
     script = tmp_path / "job.py"
     body = UNGUARDED.format(call="print(p.run(store='st', executor='processes').errors)")
