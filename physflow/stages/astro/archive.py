@@ -17,8 +17,8 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_range
 from . import fitsvalue, remote
-from .checks import check_range
 from .cutouts import extract
 from .fitsio import WriteFitsConfig, write_fits
 from .fitsvalue import FitsImage

@@ -9,7 +9,7 @@ import numpy as np
 
 import physflow as pf
 
-from .checks import check_choice, check_pairs, check_range
+from ..checks import check_choice, check_pairs, check_range
 from .fitsvalue import FitsImage, from_fits_bytes
 from .wcs import pixel_to_sky, sky_to_pixel, wcs_from_cards
 

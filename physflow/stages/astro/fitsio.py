@@ -11,8 +11,8 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_choice, check_range
 from . import fitsvalue, remote
-from .checks import check_choice, check_range
 from .fitsvalue import FitsImage, exact_float, make_image, to_fits_bytes
 
 StoredType = Literal["int16", "float32"]

@@ -10,8 +10,8 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_choice, check_range
 from . import aperture as ap
-from .checks import check_choice, check_range
 
 Method = Literal["subpixel", "exact", "center"]
 COLUMNS = ("flux", "flux_err", "bkg", "bkg_var", "bkg_n", "area", "xc", "yc", "ok")

@@ -11,8 +11,8 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_choice, check_pairs, check_range
 from . import psf as psf_mod
-from .checks import check_choice, check_pairs, check_range
 from .wcs import pixel_to_sky, tan_cards
 
 PsfKind = Literal["gaussian", "moffat"]

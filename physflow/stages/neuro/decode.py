@@ -22,8 +22,8 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_choice, check_range
 from . import hmm, hmm_jax
-from .checks import check_choice, check_range
 from .posterior import (
     Backend,
     DigestedArray,

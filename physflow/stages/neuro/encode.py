@@ -16,7 +16,7 @@ import numpy as np
 
 import physflow as pf
 
-from .checks import check_range
+from ..checks import check_range
 
 
 class EncodeConfig(pf.Config):

@@ -17,7 +17,7 @@ import numpy as np
 
 import physflow as pf
 
-from .checks import check_choice, check_range
+from ..checks import check_choice, check_range
 from .posterior import DigestedArray
 from .writer import BackgroundWriter
 

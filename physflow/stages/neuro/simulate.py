@@ -21,7 +21,7 @@ import numpy as np
 
 import physflow as pf
 
-from .checks import check_range
+from ..checks import check_range
 
 #: Bins per random block (part of the random stream: changing it changes every simulation).
 GEN_BLOCK = 4096

@@ -15,7 +15,7 @@ import numpy as np
 
 import physflow as pf
 
-from .checks import check_range
+from ..checks import check_range
 from .posterior import decode_posterior
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 import physflow as pf
 
-from .checks import check_range
+from ..checks import check_range
 
 
 class TransitionConfig(pf.Config):

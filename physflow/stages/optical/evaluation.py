@@ -8,9 +8,9 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_choice
 from . import modulation as mod
 from . import opticommpy_backend
-from .checks import check_choice
 
 Backend = Literal["numpy", "opticommpy"]
 

@@ -9,8 +9,8 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_range
 from . import fiber
-from .checks import check_range
 
 
 class ChannelConfig(pf.Config):

@@ -9,8 +9,8 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_choice, check_range
 from . import fiber, pulse
-from .checks import check_choice, check_range
 
 Normalisation = Literal["pilots", "blind", "none"]
 

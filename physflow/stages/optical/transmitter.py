@@ -9,9 +9,9 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_choice, check_range
 from . import modulation as mod
 from . import opticommpy_backend, pulse
-from .checks import check_choice, check_range
 
 Backend = Literal["numpy", "opticommpy"]
 

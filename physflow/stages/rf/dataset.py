@@ -17,8 +17,8 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_range
 from .boxes import LABELS
-from .checks import check_range
 from .spectrogram import SpecAxes
 
 

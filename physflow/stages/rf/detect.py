@@ -9,9 +9,9 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_choice, check_range
 from . import cfar_core as ca
 from .boxes import LABELS, make_boxes, match, nms
-from .checks import check_choice, check_range
 from .spectrogram import SpecAxes, read_rows
 from .timing import FrameTimer
 from .xp import BackendName, NumpyBackend, get_backend

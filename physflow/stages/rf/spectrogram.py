@@ -14,8 +14,8 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_choice, check_range
 from . import dsp
-from .checks import check_choice, check_range
 from .iq import IQMeta, split_recording
 from .timing import FrameTimer
 from .xp import BackendName, NumpyBackend, get_backend

@@ -10,9 +10,9 @@ import numpy as np
 
 import physflow as pf
 
+from ..checks import check_interval, check_range
 from . import signals
 from .boxes import Boxes, make_boxes
-from .checks import check_interval, check_range
 from .iq import IQ
 
 BurstKind = Literal["qpsk", "chirp"]

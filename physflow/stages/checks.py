@@ -1,5 +1,7 @@
-"""Config checks: msgspec validates types when decoding YAML, but configs built in Python as
-``SynthConfig(...)`` are checked here, with messages naming the class, field and fix."""
+"""Config checks shared by the stage packs: msgspec validates types when decoding YAML (and
+dicts), but configs built in Python as ``TxConfig(...)`` are checked here, from their
+``__post_init__``, with messages naming the class, field and what would be valid. In YAML a
+failed check becomes a SpecError with file:line."""
 
 from __future__ import annotations
 
@@ -50,3 +52,15 @@ def check_interval(config: Any, field: str, *, gt: float | None = None) -> None:
             f"{type(config).__name__}.{field} = [{lo!r}, {hi!r}] must be [low, high] with "
             f"low <= high{extra}"
         )
+
+
+def check_pairs(config: Any, field: str) -> None:
+    """A list of [a, b] pairs (positions), or None."""
+    value = getattr(config, field)
+    if value is None:
+        return
+    for i, item in enumerate(value):
+        if len(item) != 2:
+            raise ValueError(
+                f"{type(config).__name__}.{field}[{i}] = {list(item)!r} must be a pair [a, b]"
+            )
