@@ -22,9 +22,11 @@ from ..core.refs import SINGLE_OUTPUT
 from ..manifests.environment import capture_environment
 from ..manifests.schema import Environment
 from ..pipeline.main_guard import check_main_guard
-from ..pipeline.rng import GLOBAL_STATE_LOCK, spawn_key
+from ..pipeline.rng import node_generator
+from ..pipeline.sharing import MUTABLE as _MUTABLE
+from ..pipeline.sharing import read_only as _read_only
 from ..pipeline.spec import load_spec_full, parse_set_option
-from ..pipeline.task import _MUTABLE, _global_state, _read_only, _restore_state, _same_state
+from ..pipeline.task import invoke_stage
 from ..pipeline.task import split_outputs as _split_outputs
 
 __all__ = [
@@ -53,53 +55,20 @@ __all__ = [
 SHARD_STAGE = "physflow.ml:shard"
 
 
-# -- stage execution (mirrors pipeline.execute.call_stage, without a Task per call) ------------- -
-
-_warned: set[str] = set()
-_spawn_keys: dict[str, tuple[int, ...]] = {}
-
-
-def node_rng(seed: int, node_id: str) -> np.random.Generator:
-    """The generator the runner gives node ``node_id`` of a pipeline with seed ``seed``
-    (``pipeline.rng.node_generator``), with the node's spawn key computed once."""
-    key = _spawn_keys.get(node_id)
-    if key is None:
-        key = _spawn_keys[node_id] = spawn_key(node_id)
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+# -- stage execution (pipeline.task.invoke_stage, without a Task per call) ---------------------
 
 
 def stage_caller(stage: Any, node_id: str) -> Callable[[Any, dict[str, Any], int], dict]:
     """``call(config, inputs, seed) -> {output: value}`` for one node, as the runner calls it:
-    inputs read-only, ``rng`` derived from (seed, node id), numpy's global state restored (with
-    a warning) if the stage changed it. Stages that ask for ``ctx`` are not supported here."""
-    func = stage.func
-    has_config = stage.config_type is not None
+    inputs read-only, ``rng`` derived from (seed, node id), numpy's global state guarded
+    (``pipeline.task.invoke_stage``). Stages that ask for ``ctx`` are not supported here."""
     uses_rng = stage.uses_rng
 
     def call(config: Any, inputs: dict[str, Any], seed: int) -> dict:
         kwargs = {k: _shared(v) for k, v in inputs.items()}
         if uses_rng:
-            kwargs["rng"] = node_rng(seed, node_id)
-        args = (config,) if has_config else ()
-        with GLOBAL_STATE_LOCK:
-            before = _global_state()
-        try:
-            result = func(*args, **kwargs)
-        finally:
-            with GLOBAL_STATE_LOCK:
-                changed = not _same_state(before, _global_state())
-                if changed:
-                    _restore_state(before)
-            if changed and stage.name not in _warned:
-                _warned.add(stage.name)
-                import warnings
-
-                warnings.warn(
-                    f"stage {stage.name} (node '{node_id}') changed numpy's global random "
-                    "state; physflow restored it. Use the keyword-only 'rng' parameter.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            kwargs["rng"] = node_generator(seed, node_id)
+        result, _notes = invoke_stage(stage, node_id, config, kwargs)
         return _split_outputs(stage, result)
 
     return call

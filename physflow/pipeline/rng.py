@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import blake3
@@ -16,6 +17,7 @@ GLOBAL_STATE_LOCK = threading.RLock()
 GLOBAL_RNG_LOCK = GLOBAL_STATE_LOCK
 
 
+@functools.lru_cache(maxsize=65536)
 def spawn_key(node_id: str) -> tuple[int, ...]:
     """A stable spawn key from the node id: the same in every process and Python version."""
     raw = blake3.blake3(node_id.encode()).digest(length=16)

@@ -7,9 +7,7 @@ record back.
 
 from __future__ import annotations
 
-import copy
 import ctypes
-import enum
 import sqlite3
 import time
 import traceback
@@ -26,6 +24,8 @@ from ..artifacts.store import Store
 from ..core.records import ActionRecord, OutputEntry
 from ..executors.base import TaskOutcome
 from .rng import GLOBAL_STATE_LOCK, node_generator
+from .sharing import MUTABLE as _MUTABLE
+from .sharing import read_only as _read_only
 from .stage import SINGLE_OUTPUT, Stage, resolve_stage_path
 
 
@@ -108,42 +108,6 @@ def _load(store: Store, entry: OutputEntry, memory: Mapping[str, Any] | None) ->
     value = store.get_value(entry)
     shared = _read_only(value)
     return value if shared is _MUTABLE else shared
-
-
-_MUTABLE = object()
-_IMMUTABLE_LEAVES = (type(None), bool, int, float, complex, str, bytes, np.generic, enum.Enum)
-
-
-def _read_only(value: Any) -> Any:
-    """``value`` as consumers may share it: arrays as read-only views (no copy), containers
-    rebuilt around them; ``_MUTABLE`` when it holds anything else a consumer could change in
-    place (the consumer then gets its own copy from the store). Without this, a stage doing
-    ``x *= 2`` on its input would change what other consumers of the same value compute --
-    and cache."""
-    t = type(value)
-    if t is np.ndarray or t is np.memmap:
-        if value.dtype.hasobject:
-            return _MUTABLE
-        view = value.view()
-        view.flags.writeable = False
-        return view
-    if isinstance(value, _IMMUTABLE_LEAVES):
-        return value
-    if t is tuple or t is list:
-        items = [_read_only(v) for v in value]
-        return _MUTABLE if any(v is _MUTABLE for v in items) else t(items)
-    if t is dict:
-        pairs = [(k, _read_only(v)) for k, v in value.items()]
-        return _MUTABLE if any(v is _MUTABLE for _, v in pairs) else dict(pairs)
-    if isinstance(value, msgspec.Struct):
-        fields = {f: _read_only(getattr(value, f)) for f in t.__struct_fields__}
-        if any(v is _MUTABLE for v in fields.values()):
-            return _MUTABLE
-        shared = copy.copy(value)  # a shallow copy: no __init__ / __post_init__ re-run
-        for name, field_value in fields.items():
-            msgspec.structs.force_setattr(shared, name, field_value)
-        return shared
-    return _MUTABLE
 
 
 def load_inputs(task: Task, store: Store, memory: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -233,7 +197,15 @@ def call_stage(task: Task, inputs: dict[str, Any], ctx: Any = None) -> tuple[Any
         kwargs["rng"] = node_generator(task.seed, task.node_id)
     if stage.uses_ctx:
         kwargs["ctx"] = ctx
-    args = (task.config,) if stage.config_type is not None else ()
+    return invoke_stage(stage, task.node_id, task.config, kwargs)
+
+
+def invoke_stage(
+    stage: Stage, node_id: str, config: Any, kwargs: dict[str, Any]
+) -> tuple[Any, list[str]]:
+    """``stage.func(config, **kwargs)`` with numpy's global random state guarded: a stage that
+    changes it gets it restored (and one warning), so results never depend on call order."""
+    args = (config,) if stage.config_type is not None else ()
     with GLOBAL_STATE_LOCK:
         before = _global_state()
     try:
@@ -247,7 +219,7 @@ def call_stage(task: Task, inputs: dict[str, Any], ctx: Any = None) -> tuple[Any
         if changed and stage.name not in _warned_global_rng:
             _warned_global_rng.add(stage.name)
             message = (
-                f"stage {stage.name} (node '{task.node_id}') changed numpy's global random "
+                f"stage {stage.name} (node '{node_id}') changed numpy's global random "
                 "state; physflow restored it. Use the keyword-only 'rng' parameter instead: "
                 "global state makes results depend on execution order."
             )
