@@ -60,6 +60,9 @@ class ActionCache:
     def __init__(self, records: RecordStore, has_objects: Callable[[Iterable[str]], bool]) -> None:
         self.records = records
         self.has_objects = has_objects
+        #: name -> the plan this process last made its newest (saves a read per replay; another
+        #: process's newer plan only changes which plan serves as hints)
+        self._newest: dict[str, str] = {}
 
     @property
     def layout(self) -> str:
@@ -170,14 +173,18 @@ class ActionCache:
         """After a replay: make its plan the newest of ``name`` unless it already is (no write
         when the same pipeline is re-run again and again)."""
         key = hex_of(digest)
+        if self._newest.get(name) == key:  # this process made it the newest: nothing to read
+            return
         with contextlib.suppress(OSError, sqlite3.Error):
             if self.records.recent(name)[:1] != [key]:
                 self._mark_used(name, key, len(self.records.get_plan(key) or b"x"))
+            self._newest[name] = key
 
     def _mark_used(self, name: str, key: str, size: int) -> None:
         """The one retention policy (see the module docstring)."""
         keep = max(1, min(PLANS_KEPT_MAX, PLANS_BUDGET_BYTES // max(1, size)))
         self.records.mark_recent(name, key)
+        self._newest[name] = key
         dropped = self.records.recent(name, skip=keep)
         if dropped:
             self.records.unlist(name, dropped)
@@ -186,6 +193,7 @@ class ActionCache:
 
     def drop_plans(self) -> None:
         """Delete every plan record (they only speed up re-runs; gc and repairs drop them)."""
+        self._newest.clear()
         self.records.drop_plans()
 
     def plan_stats(self) -> tuple[int, int]:
