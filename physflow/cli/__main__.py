@@ -4,4 +4,5 @@ import sys
 
 from .main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # worker processes re-import __main__: never run the CLI twice
+    sys.exit(main())

@@ -6,9 +6,11 @@ import difflib
 from collections.abc import Iterable
 
 
-def closest(name: str, candidates: Iterable[object], n: int = 3) -> list[str]:
+def closest(
+    name: object, candidates: Iterable[object], n: int = 3, cutoff: float = 0.6
+) -> list[str]:
     """Up to ``n`` valid names close to ``name`` (best first)."""
-    return difflib.get_close_matches(str(name), [str(c) for c in candidates], n=n, cutoff=0.6)
+    return difflib.get_close_matches(str(name), [str(c) for c in candidates], n=n, cutoff=cutoff)
 
 
 def did_you_mean(name: str, candidates: Iterable[object]) -> str:

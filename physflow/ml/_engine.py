@@ -19,6 +19,7 @@ from ..artifacts.codecs import read_array as _read_array
 from ..artifacts.store import default_store_path, open_store
 from ..core.records import ActionRecord, OutputEntry
 from ..core.refs import SINGLE_OUTPUT
+from ..core.suggest import closest
 from ..manifests.environment import capture_environment
 from ..manifests.schema import Environment
 from ..pipeline.main_guard import check_main_guard
@@ -35,6 +36,7 @@ __all__ = [
     "array_path",
     "capture_environment",
     "check_main_guard",
+    "closest",
     "default_store_path",
     "get_shard",
     "lazy_array",

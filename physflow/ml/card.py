@@ -140,7 +140,7 @@ def read(store: Any, name: str) -> DatasetCard:
         data = _engine.read_file(store, rel)
     except FileNotFoundError:
         known = names(store)
-        from .spec import closest
+        from ._engine import closest
 
         hint = closest(name, known)
         raise CardError(

@@ -16,7 +16,6 @@ Every problem is a ``pf.SpecError`` naming the file, line and key and listing wh
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import os
@@ -59,10 +58,6 @@ class DatasetSpec(msgspec.Struct, frozen=True):
     seed: int | None = None
     name: str | None = None
     compress: bool = False
-
-
-def closest(name: Any, candidates: Any) -> list[str]:
-    return difflib.get_close_matches(str(name), [str(c) for c in candidates], n=3, cutoff=0.6)
 
 
 def python_errors(where: str = "pf.ml.generate()") -> ErrorFn:
@@ -119,7 +114,7 @@ def parse_section(raw: Any, pipeline: Any, err: ErrorFn, base: tuple = ("dataset
                 (*base, key),
                 at="key",
                 field=str(key),
-                suggestions=closest(key, KEYS),
+                suggestions=_engine.closest(key, KEYS),
             )
     values: dict[str, Any] = {}
     for key in ("samples", "shard_size"):
@@ -207,7 +202,7 @@ def parse_distribution(spec: Any, err: ErrorFn, where: tuple) -> Distribution:
             (*where, kind),
             at="key",
             field=str(where[-1]),
-            suggestions=closest(kind, dists.DISTRIBUTIONS),
+            suggestions=_engine.closest(kind, dists.DISTRIBUTIONS),
         )
     try:
         return dists.parse(kind, arg)
@@ -225,7 +220,7 @@ def _check_param(path: str, pipeline: Any, err: ErrorFn, where: tuple) -> tuple[
             where,
             at="key",
             node=node_id,
-            suggestions=closest(node_id, pipeline.nodes),
+            suggestions=_engine.closest(node_id, pipeline.nodes),
         )
     if not rest or node.config is None:
         raise err(
@@ -248,7 +243,7 @@ def _check_param(path: str, pipeline: Any, err: ErrorFn, where: tuple) -> tuple[
                 at="key",
                 node=node_id,
                 field=name,
-                suggestions=closest(name, cls.__struct_fields__),
+                suggestions=_engine.closest(name, cls.__struct_fields__),
             )
         cls = field_type(cls, name)
     return node.config, fields
@@ -298,7 +293,7 @@ def resolve_ref(ref: str, pipeline: Any, err: ErrorFn, where: tuple) -> tuple[st
             f"output '{ref}': no node '{node_id}'; nodes: {', '.join(pipeline.nodes)}.",
             where,
             node=node_id,
-            suggestions=closest(node_id, pipeline.nodes),
+            suggestions=_engine.closest(node_id, pipeline.nodes),
         )
     declared = node.stage.outputs
     if declared is None:
@@ -310,7 +305,9 @@ def resolve_ref(ref: str, pipeline: Any, err: ErrorFn, where: tuple) -> tuple[st
             f"(e.g. '{node_id}.{declared[0]}')",
             where,
             node=node_id,
-            suggestions=[f"{node_id}.{s}" for s in closest(wrong, declared)] if wrong else None,
+            suggestions=[f"{node_id}.{s}" for s in _engine.closest(wrong, declared)]
+            if wrong
+            else None,
         )
     return node_id, rest[0], tuple(rest[1:])
 

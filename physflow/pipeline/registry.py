@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
+from ..core import suggest
 from .stage import Stage, StageDefinitionError, resolve_stage_path
 
 if TYPE_CHECKING:
@@ -63,9 +64,8 @@ def unregister_stage(name: str) -> None:
 
 
 def closest(name: str, candidates: list[str], n: int = 3) -> list[str]:
-    import difflib
-
-    return difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
+    """Registered names close to ``name`` (a looser cutoff: dotted names differ in parts)."""
+    return suggest.closest(name, candidates, n=n, cutoff=0.5)
 
 
 def resolve_registered(name: str) -> Stage:

@@ -165,10 +165,18 @@ _NOUNS = {int: "an integer", float: "a number", str: "a string", bool: "a boolea
 _BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("multiple_of", "a multiple of"))
 
 
+def _bound(value: Any) -> str:
+    """A bound as a reader writes it: ``0`` for ``0`` and ``0.0`` alike (typing caches equal
+    ``Annotated`` types, so which of the two a class sees depends on import order)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _constraints(meta: Any) -> list[str]:
     """``msgspec.Meta(gt=0, max_length=3)`` -> ``['> 0', 'of length <= 3']``."""
     found = [
-        f"{sign} {getattr(meta, attr)}"
+        f"{sign} {_bound(getattr(meta, attr))}"
         for attr, sign in _BOUNDS
         if getattr(meta, attr, None) is not None
     ]
