@@ -76,6 +76,7 @@ class Store:
         actions: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         cache_bytes: int | None = None,
+        claims: float | None = None,
     ) -> None:
         location = path if path is not None else default_store_path()
         if not str(location).strip():
@@ -93,6 +94,7 @@ class Store:
         self.storage_options = storage_options
         self.backend: Any
         self.cache_dir, self.cache_bytes = cache_dir, cache_bytes  # issue 19: tiered reads
+        self.claims_ttl, self._claims = claims, None
         if is_url(location):
             self.backend = open_url_backend(str(location), storage_options, cache_dir, cache_bytes)
             self.root: Any = str(location).rstrip("/")
@@ -141,17 +143,29 @@ class Store:
         return f"Store({self.location!r})"
 
     def __reduce__(self) -> tuple:
-        return (
-            _reopen,
-            (
-                self.location,
-                self.allow_pickle,
-                self.compress,
-                self.storage_options,
-                self.actions_layout,
-                *(self.cache_dir, self.cache_bytes),
-            ),
-        )
+        options = {
+            "allow_pickle": self.allow_pickle,
+            "compress": self.compress,
+            "storage_options": self.storage_options,
+            "actions": self.actions_layout,
+            "cache_dir": self.cache_dir,
+            "cache_bytes": self.cache_bytes,
+            "claims": self.claims_ttl,
+        }
+        return (_reopen, (self.location, options))
+
+    @property
+    def claims(self) -> Any:
+        """The store's claims (``Store(..., claims=ttl)``), or None: with claims, of several
+        workers that reach the same missing key at once one computes and the others wait, then
+        hit (see :mod:`.claims`)."""
+        if self.claims_ttl is None:
+            return None
+        if self._claims is None:
+            from .claims import Claims
+
+            self._claims = Claims(self)
+        return self._claims
 
     # -- paths ------------------------------------------------------------------------------------
 
@@ -356,22 +370,9 @@ class Store:
         )
 
 
-def _reopen(
-    location: str,
-    allow_pickle: bool,
-    compress: bool,
-    storage_options: dict[str, Any] | None,
-    actions: str | None = None,
-    *tier: Any,  # cache_dir, cache_bytes (issue 19)
-) -> Store:
-    return Store(
-        location,
-        allow_pickle=allow_pickle,
-        compress=compress,
-        storage_options=storage_options,
-        actions=actions,
-        **dict(zip(("cache_dir", "cache_bytes"), tier, strict=False)),
-    )
+def _reopen(location: str, options: dict[str, Any]) -> Store:
+    """The same store in another process (workers get the location and every option)."""
+    return Store(location, **options)
 
 
 def open_store(store: Store | str | os.PathLike[str] | None) -> Store:

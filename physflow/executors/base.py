@@ -38,6 +38,8 @@ class TaskOutcome:
     retry_errors: list[str] = field(default_factory=list)
     #: Digest of a corrupt input object: the runner quarantines it and recomputes its producer.
     corrupt: str | None = None
+    #: The record was found, computed by another worker that held the key's claim (a hit).
+    found: bool = False
 
 
 class Job(Protocol):

@@ -331,6 +331,13 @@ class Scheduler:
             self._event("retry", uid, error=outcome.error)
             self.redo_waiters[uid] = same
             return
+        if outcome.record is not None and outcome.found:  # computed by another worker
+            self._event("hit", uid)
+            self._accept(uid, outcome.record, None, "hit")
+            for other in same:
+                self._event("hit", other)
+                self._accept(other, outcome.record, None, "hit")
+            return
         if outcome.record is not None:
             self._event("done", uid, duration_s=outcome.duration_s)
             self._accept(uid, outcome.record, outcome, "miss")

@@ -322,10 +322,30 @@ def _changed_message(task: Task) -> str:
 def run_task(
     task: Task, store: Store, memory: Mapping[str, Any] | None = None, keep_values: bool = False
 ) -> TaskOutcome:
-    """Run one task to completion (with the stage's retries); never raises for stage errors."""
-    started = time.time()
+    """Run one task to completion (with the stage's retries); never raises for stage errors.
+
+    On a store opened with ``claims=ttl``, of several workers that reach the same missing key
+    at once one computes it; the others wait, then return its record (``found``)."""
     if task.planned and task.stage.fingerprint != task.planned:
-        return TaskOutcome(uid=task.uid, record=None, error=_changed_message(task), started=started)
+        return TaskOutcome(uid=task.uid, record=None, error=_changed_message(task))
+    claims = store.claims if hasattr(store, "claims") else None
+    if claims is None or not claims.exclusive:
+        return _compute(task, store, memory, keep_values)
+
+    def lookup() -> TaskOutcome | None:
+        record = store.actions.lookup(task.key)
+        return None if record is None else TaskOutcome(uid=task.uid, record=record, found=True)
+
+    outcome, _computed = claims.run_once(
+        task.key, lookup, lambda: _compute(task, store, memory, keep_values), ttl=store.claims_ttl
+    )
+    return outcome
+
+
+def _compute(
+    task: Task, store: Store, memory: Mapping[str, Any] | None, keep_values: bool
+) -> TaskOutcome:
+    started = time.time()
     failures: list[tuple[str, str]] = []  # (error, traceback) of each failed attempt
     while len(failures) <= task.stage.retries:
         try:
