@@ -180,3 +180,40 @@ def overlap_pipeline(seeds: tuple[int, ...], factor: float, n: int = 1 << 16) ->
     p.add("mix", combine, Tag(tag=f"mix{a}-{b}x{factor}"), a=f"s{a}", b=f"g{b}")
     p.add("mixsum", total, Tag(tag=f"mixsum{a}-{b}x{factor}"), x="mix")
     return p
+
+
+class GcNow(pf.Config):
+    tag: str
+    root: str
+
+
+@pf.stage(version="1", warn_untracked=False)
+def gc_now(cfg: GcNow) -> float:
+    """An aggressive gc of the run's own store from inside the run (every record and object
+    goes), so inputs planned as hits vanish before their consumers read them."""
+    log(f"start:{cfg.tag}")
+    pf.Store(cfg.root).gc(max_bytes=0, keep_manifests=0)
+    log(f"done:{cfg.tag}")
+    return 1.0
+
+
+@pf.stage(version="1", outputs=["field"], warn_untracked=False)
+def stream_during_gc(cfg: GcNow, *, ctx: pf.StageContext) -> dict:
+    """Streams a 4-chunk array and runs ``gc(tmp_grace_s=0)`` after its first chunk: the
+    writer is alive, its temp entry is a write in progress."""
+    out = ctx.output_array("field", (64, 64), np.float32, chunks=(16, 64))
+    for i, index in enumerate(out.chunk_indices()):
+        out.write_chunk(index, np.full((16, 64), i, dtype=np.float32))
+        if i == 0:
+            pf.Store(cfg.root).gc(tmp_grace_s=0.0)
+    return {"field": out}
+
+
+@pf.stage(version="1", warn_untracked=False)
+def length(cfg: Tag, a: float, b: np.ndarray) -> int:
+    """How many values ``b`` holds: tolerant of any sized input, so a wrong input type shows
+    up as a wrong value instead of an error."""
+    log(f"start:{cfg.tag}")
+    out = len(b)
+    log(f"done:{cfg.tag}")
+    return out

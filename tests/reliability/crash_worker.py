@@ -8,8 +8,8 @@ EXECUTOR, print ``finished`` (the parent SIGKILLs it at a random moment in betwe
 :mod:`.crash_truth` and print a JSON summary (runs, values checked, wrong values, failed nodes,
 values gone before they could be read).
 
-``gc STORE STOP MAX_BYTES``: run ``store.gc(max_bytes=MAX_BYTES, keep_manifests=0,
-tmp_grace_s=0)`` in a loop until the file STOP exists; print a JSON summary.
+``gc STORE STOP MAX_BYTES GRACE``: run ``store.gc(max_bytes=MAX_BYTES, keep_manifests=0,
+tmp_grace_s=GRACE)`` in a loop until the file STOP exists; print a JSON summary.
 
 ``build STORE LAYOUT``: build the corruption suite's pristine store and exit (so the SQLite
 database is checkpointed and closed, as it is between runs).
@@ -45,10 +45,28 @@ def _wait_for(path: str) -> None:
         time.sleep(0.002)
 
 
+def _check(summary: dict, res: pf.RunResult, ref: str, expected: object, name: str) -> None:
+    try:
+        value = res[ref]
+    except pf.MissingObjectError:
+        summary["gone"] += 1  # gc removed a hit's object after the run: not wrong
+        return
+    except pf.CorruptObjectError as exc:  # nobody corrupts bytes here: gc's removal
+        summary["gone_as_corrupt"].append(str(exc))
+        return
+    except Exception as exc:  # any other error is a finding
+        summary["read_errors"].append(f"{type(exc).__name__}: {exc}")
+        return
+    summary["checked"] += 1
+    if not T.same(value, expected):
+        summary["wrong"].append(f"{name}:{ref}")
+
+
 def overlap(root: str, worker: int, runs: int, seed: int, go: str) -> None:
     rng = random.Random(seed + worker)
     store = pf.Store(root)
-    summary = {"runs": 0, "checked": 0, "wrong": [], "failed": [], "gone": 0, "misses": 0}
+    summary = {"runs": 0, "checked": 0, "wrong": [], "failed": [], "misses": 0}
+    summary |= {"gone": 0, "gone_as_corrupt": [], "read_errors": []}
     _wait_for(go)
     for _ in range(runs):
         seeds = tuple(sorted(rng.sample(range(6), 3)))  # 6 shared random arrays in all
@@ -57,24 +75,21 @@ def overlap(root: str, worker: int, runs: int, seed: int, go: str) -> None:
         res = p.run(store=store, executor=rng.choice(["serial", "threads"]))
         summary["runs"] += 1
         summary["misses"] += len(res.misses)
-        summary["failed"] += [f"{uid}: {err}" for uid, err in res.errors.items()]
+        summary["failed"] += [
+            f"{uid}: {err} | {res.tracebacks[uid].strip().splitlines()[-1:]}"
+            for uid, err in res.errors.items()
+        ]
         for ref, expected in T.overlap_values(seeds, factor).items():
-            try:
-                value = res[ref]
-            except pf.MissingObjectError:
-                summary["gone"] += 1  # gc removed a hit's object after the run: not wrong
-                continue
-            summary["checked"] += 1
-            if not T.same(value, expected):
-                summary["wrong"].append(f"{p.name}:{ref}")
+            if ref.partition(".")[0] not in res.failed + res.skipped:
+                _check(summary, res, ref, expected, p.name)
     print(json.dumps(summary), flush=True)
 
 
-def gc_loop(root: str, stop: str, max_bytes: int) -> None:
+def gc_loop(root: str, stop: str, max_bytes: int, grace: float) -> None:
     store = pf.Store(root)
     summary = {"passes": 0, "records": 0, "objects": 0, "tmp": 0}
     while not os.path.exists(stop):
-        report = store.gc(max_bytes=max_bytes, keep_manifests=0, tmp_grace_s=0.0)
+        report = store.gc(max_bytes=max_bytes, keep_manifests=0, tmp_grace_s=grace)
         summary["passes"] += 1
         summary["records"] += len(report.removed_actions)
         summary["objects"] += len(report.removed_objects)
@@ -96,7 +111,7 @@ if __name__ == "__main__":
     elif mode == "overlap":
         overlap(args[0], int(args[1]), int(args[2]), int(args[3]), args[4])
     elif mode == "gc":
-        gc_loop(args[0], args[1], int(args[2]))
+        gc_loop(args[0], args[1], int(args[2]), float(args[3]))
     elif mode == "build":
         build(args[0], args[1])
     else:
