@@ -40,8 +40,12 @@ def test_two_processes_one_computes_the_other_hits(tmp_path):
     procs = [
         subprocess.Popen(
             [sys.executable, str(script), str(root), str(log), str(go)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
         for _ in range(2)
     ]
     time.sleep(1.0)  # both imported and waiting
