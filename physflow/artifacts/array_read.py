@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..core.array_rules import array_bytes_view
-from .errors import CorruptObjectError
+from .errors import CorruptObjectError, MissingObjectError
 from .zarr_meta import (
     META,
     Layout,
@@ -63,6 +63,12 @@ class Source:
         try:
             return self.backend.read(f"{self.rel}/{key}")
         except FileNotFoundError:
+            if not self.backend.exists(self.rel):  # the whole object went: gc, not damage
+                raise MissingObjectError(
+                    f"object {self.name} was removed (by gc?) while it was being read; re-run "
+                    "to recompute it",
+                    digest=self.name,
+                ) from None
             raise self.corrupt(f"file {key} is missing") from None
         except OSError as exc:  # a link (never followed), a directory, unreadable
             raise self.corrupt(f"file {key} cannot be read ({exc.strerror or exc})") from None

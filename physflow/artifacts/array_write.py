@@ -221,6 +221,12 @@ class ChunkedWriter:
                 f"{missing} of {self.layout.nchunks} chunks were never written (first missing: "
                 f"{absent}); write every chunk before the stage returns"
             )
+        lost = [k for k in self.chunk_hashes if not self.sink.has(self._rel(k))]
+        if lost:
+            raise ValueError(
+                f"{len(lost)} written chunk file(s) vanished from the temp entry (first: "
+                f"{lost[0]}; removed by a concurrent gc?); the output was not stored"
+            )
         if self.layout.size == 0:
             self.data_hash = hash_array_bytes(b"")
         elif self._in_order and self._next == self.layout.nchunks:

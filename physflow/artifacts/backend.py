@@ -38,6 +38,10 @@ class Sink:
     def read(self, rel: str) -> bytes:
         raise NotImplementedError
 
+    def has(self, rel: str) -> bool:
+        """Whether a file written into the sink is still there."""
+        raise NotImplementedError
+
     def write_hashed(self, rel: str, data: Any, hashers: list[Any]) -> None:
         """Write ``data`` and feed it to the blake3 ``hashers`` (overlapped where possible)."""
         view = memoryview(data).cast("B")
@@ -53,6 +57,9 @@ class LocalSink(Sink):
 
     def path(self, rel: str) -> str:
         return f"{self.root}/{rel}"
+
+    def has(self, rel: str) -> bool:
+        return os.path.isfile(self.path(rel))
 
     def write(self, rel: str, data: Any) -> None:
         path = self.path(rel)
@@ -154,15 +161,20 @@ class LocalBackend:
         return rel, LocalSink(self.abspath(rel))
 
     def publish(self, tmp_rel: str, final_rel: str, marker: str) -> None:
-        """Move a complete temp directory into place; an identical entry already there wins."""
+        """Move a complete temp directory into place; an identical entry already there wins
+        (and if that entry is removed by a gc between the two, the rename is tried again)."""
         final = self.abspath(final_rel)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        try:
-            os.rename(self.abspath(tmp_rel), final)
-        except OSError:
-            if not os.path.exists(final):
-                raise
-            self.remove(tmp_rel)
+        for attempt in range(3):
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            try:
+                os.rename(self.abspath(tmp_rel), final)
+                return
+            except OSError:
+                if os.path.exists(final):
+                    self.remove(tmp_rel)
+                    return
+                if attempt == 2:
+                    raise
 
     def discard(self, tmp_rel: str) -> None:
         self.remove(tmp_rel)

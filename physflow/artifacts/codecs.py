@@ -16,6 +16,7 @@ Every codec owns an encoder (value -> tree, writing objects through the store) a
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -81,16 +82,22 @@ def find_codec(value: Any) -> Codec | None:
 
 
 _LOADED = False
+_LOAD_LOCK = threading.Lock()
 
 
 def _ensure_builtin() -> None:
+    """Register the built-in codecs once. The flag is set only after they are all registered,
+    under a lock: threads storing their first values at the same time all find them."""
     global _LOADED
     if _LOADED:
         return
-    _LOADED = True
-    from . import tensors, xarray_codec
+    with _LOAD_LOCK:
+        if _LOADED:
+            return
+        from . import tensors, xarray_codec
 
-    for codec in BUILTIN_CODECS:
-        register_codec(codec)
-    for codec, modules in (*xarray_codec.codecs(), *tensors.codecs()):
-        register_codec(codec, modules)
+        for codec in BUILTIN_CODECS:
+            register_codec(codec)
+        for codec, modules in (*xarray_codec.codecs(), *tensors.codecs()):
+            register_codec(codec, modules)
+        _LOADED = True

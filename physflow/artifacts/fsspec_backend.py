@@ -32,6 +32,9 @@ class FsspecSink(Sink):
     def read(self, rel: str) -> bytes:
         return self.fs.cat_file(f"{self.root}/{rel}")
 
+    def has(self, rel: str) -> bool:
+        return bool(self.fs.exists(f"{self.root}/{rel}"))
+
 
 class FsspecBackend:
     """A store on any fsspec filesystem; entries are published marker-last (see module doc)."""

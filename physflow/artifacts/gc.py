@@ -129,13 +129,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+#: A temp entry of a live local writer is kept at least this long whatever the grace (its age
+#: is that of its newest file: a writer streaming chunks keeps it young).
+LIVE_WRITER_MIN_AGE_S = 3600.0
+
+
 def _tmp_abandoned(store: Store, name: str, mtime: float, now: float, grace: float) -> bool:
-    if now - mtime > grace:
-        return True
-    if not store.is_local:
-        return False  # the writer may be on another machine: only age counts
+    """On a local store an entry whose writer (the pid in its name) is dead is taken at once;
+    one whose writer is alive only once idle for the grace and at least an hour, so
+    ``gc(tmp_grace_s=0)`` beside running stages never takes their work in progress. Elsewhere
+    the writer may be on another machine: only age counts."""
+    age = now - mtime
     pid_text = name.split("-", 1)[0]
-    return pid_text.isdigit() and not _pid_alive(int(pid_text))
+    if store.is_local and pid_text.isdigit():
+        return not _pid_alive(int(pid_text)) or age > max(grace, LIVE_WRITER_MIN_AGE_S)
+    return age > grace
 
 
 def kept_manifest_objects(store: Store, keep: int | Iterable[str] | None) -> set[str]:

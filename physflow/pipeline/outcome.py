@@ -55,7 +55,9 @@ class RunOutcome:
 
 def input_token(state: NodeState, ref_output: str | None) -> str:
     """The digest by which an input enters the key (all outputs combined for a bare ref)."""
-    outputs = state.outputs or {}
+    if state.outputs is None:  # an invariant: a key is never made from an input not known
+        raise RuntimeError(f"internal error: an input's outputs are unknown ({state.status})")
+    outputs = state.outputs
     if ref_output is not None:
         return outputs[ref_output].digest
     if is_single(outputs):

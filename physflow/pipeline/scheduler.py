@@ -218,6 +218,8 @@ class Scheduler:
     def _schedule(self, uid: str) -> None:
         """Plan one ready node: its key, then a hit, a wait for identical work, or a task."""
         node, state, states = self.nodes[uid], self.states[uid], self.states
+        if self._await_redone_inputs(uid, node):
+            return
         for name, ref in node.inputs.items():
             up_state = states[ref.uid]
             if up_state.status in ("failed", "skipped", "cancelled"):
@@ -240,6 +242,16 @@ class Scheduler:
             self._cancel(uid, _STOPPED)
         else:
             self._queue(node, key)
+
+    def _await_redone_inputs(self, uid: str, node: PlanNode) -> bool:
+        """An input being recomputed (its stored value went missing or corrupt) has no outputs
+        yet: a consumer that became ready meanwhile waits for it instead of reading nothing."""
+        redone = [up for up in dict.fromkeys(r.uid for r in node.inputs.values())
+                  if self.states[up].status == "pending"]  # fmt: skip
+        for up in redone:
+            self.waiting_on[uid] += 1
+            self.redo_targets.setdefault(up, []).append(uid)
+        return bool(redone)
 
     def _lookup(self, node: PlanNode, state: NodeState, key: str) -> ActionRecord | None:
         hint = self.hints.get(key) if self.hints else None
@@ -361,7 +373,8 @@ class Scheduler:
         producers = [
             up
             for up in self.upstream[uid]
-            if any(
+            if up in self.redo_targets  # already being recomputed for another consumer
+            or any(
                 bad == e.digest or bad in e.objects
                 for e in (self.states[up].outputs or {}).values()
             )
@@ -374,12 +387,12 @@ class Scheduler:
         self.states[uid].error = None
         self.waiting_on[uid] = len(producers)
         for up in producers:
-            up_state = self.states[up]
-            up_state.status, up_state.outputs, up_state.record = "pending", None, None
-            up_state.manifest_node = None
-            self.redo_targets.setdefault(up, []).append(uid)
-            if len(self.redo_targets[up]) == 1:
+            if up not in self.redo_targets:
+                up_state = self.states[up]
+                up_state.status, up_state.outputs, up_state.record = "pending", None, None
+                up_state.manifest_node = None
                 self.ready.append(up)
+            self.redo_targets.setdefault(up, []).append(uid)
         return True
 
 
