@@ -47,10 +47,36 @@ def overlap_values(seeds: tuple[int, ...], factor: float, n: int = 1 << 16) -> d
 
 
 def same(value: Any, expected: Any) -> bool:
-    """Exact equality: same type family, same bytes (arrays: dtype, shape and every element)."""
+    """Exact equality: same type family, same bytes (arrays: dtype, shape and every element;
+    xarray values: ``identical``, names, attributes and coordinates included)."""
+    if type(expected).__module__.startswith("xarray"):
+        return type(value) is type(expected) and bool(value.load().identical(expected))
     if isinstance(expected, np.ndarray):
         value = np.asarray(value)
         return value.dtype == expected.dtype and np.array_equal(value, expected)
     if isinstance(expected, float):
         return isinstance(value, float) and value == expected
     return type(value) is type(expected) and value == expected
+
+
+def matrix_values(seed: int = 0) -> dict[str, Any]:
+    """``{ref: value}`` for ``corruption_cases.matrix_pipeline()`` with ``g.seed = seed``."""
+    import xarray as xr
+
+    g = _normal(seed, 1 << 14)
+    field = np.concatenate([_normal([7, i], (16, 64)).astype(np.float32) for i in range(4)])
+    n = len(g) // 4
+    ds = xr.Dataset(
+        {"v": (("t",), g[:n], {"units": "V"}), "w": (("t",), g[n : 2 * n] ** 2)},
+        coords={"t": np.arange(n, dtype=np.int64)},
+        attrs={"title": "reliability", "scale": 2.5},
+    )
+    return {
+        "g": g,
+        "t": float(np.sum(g)),
+        "field.field": field,
+        "field.rows": 64,
+        "means": field.astype(np.float64).mean(axis=1),
+        "blob": g[:8192].tobytes(),
+        "ds": ds,
+    }

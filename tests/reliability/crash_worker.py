@@ -87,10 +87,14 @@ def overlap(root: str, worker: int, runs: int, seed: int, go: str) -> None:
 
 def gc_loop(root: str, stop: str, max_bytes: int, grace: float) -> None:
     store = pf.Store(root)
-    summary = {"passes": 0, "records": 0, "objects": 0, "tmp": 0}
+    summary = {"passes": 0, "records": 0, "objects": 0, "tmp": 0, "errors": []}
     while not os.path.exists(stop):
-        report = store.gc(max_bytes=max_bytes, keep_manifests=0, tmp_grace_s=grace)
         summary["passes"] += 1
+        try:
+            report = store.gc(max_bytes=max_bytes, keep_manifests=0, tmp_grace_s=grace)
+        except Exception as exc:  # a finding: gc must survive concurrent writers
+            summary["errors"].append(f"gc: {type(exc).__name__}: {exc}")
+            continue
         summary["records"] += len(report.removed_actions)
         summary["objects"] += len(report.removed_objects)
         summary["tmp"] += len(report.removed_tmp)

@@ -1,8 +1,10 @@
 """Bugs the reliability suite found, each reproduced deterministically (or nearly: the loops
-stop at the first occurrence) and marked ``xfail(strict=True)`` until the lead fixes it.
+stop at the first occurrence). Fixed ones stay as regression tests (their docstrings say what
+was wrong); open ones are marked ``xfail(strict=True)`` with the reason.
 
-Found by test_concurrent_gc.py (4 writers + a gc loop); each reproduction removes an input
-with a gc from inside the run (``crash_stages.gc_now``), which is what a concurrent gc does.
+Most were found by test_concurrent_gc.py (4 writers + a gc loop); each reproduction removes an
+input with a gc from inside the run (``crash_stages.gc_now``), which is what a concurrent gc
+does. The last two were found by test_corruption_matrix.py.
 """
 
 from __future__ import annotations
@@ -34,13 +36,10 @@ def _seed_store(root: Path) -> S.Gen:
     return g
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scheduler: a consumer that becomes ready while its (hit) input is being recomputed "
-    "is queued with that input's outputs unset and receives {} as the value; its result is "
-    "recorded under the genuine key, so every later run serves it (false hit)",
-)
 def test_a_consumer_queued_while_its_input_is_recomputed_gets_the_value(tmp_path):
+    """Fixed in c97c930. Found: scheduler: a consumer that becomes ready while its (hit) input is
+    being recomputed is queued with that input's outputs unset and receives {} as the value;
+    its result is recorded under the genuine key, so every later run serves it (false hit)."""
     root = tmp_path / "s"
     g = _seed_store(root)
     p = pf.Pipeline("second")
@@ -55,13 +54,11 @@ def test_a_consumer_queued_while_its_input_is_recomputed_gets_the_value(tmp_path
     assert p.run(store=root)["m"] == N  # and no wrong value is cached
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scheduler: when two running consumers fail on the same missing input, the first "
-    "resets its producer for recompute and the second, finding the producer without outputs, "
-    "fails the node ('corrupt input: ... is not in the store') instead of waiting for it",
-)
 def test_two_consumers_of_an_input_removed_mid_run_both_recompute(tmp_path):
+    """Fixed in c97c930. Found: scheduler: when two running consumers fail on the same missing
+    input, the first resets its producer for recompute and the second, finding the producer
+    without outputs, fails the node ('corrupt input: ... is not in the store') instead of
+    waiting for it."""
     expected = T.overlap_values((0,), 1.0)["g0"] - 2.0
     for attempt in range(6):  # both consumers must be running when the first fails: usual
         root = tmp_path / f"s{attempt}"
@@ -100,13 +97,10 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codecs._ensure_builtin sets _LOADED before registering the codecs: threads that "
-    "store their first values at the same time find an empty registry (KeyError: 'array') and "
-    "their nodes fail; a fresh process on the threads executor hits it most runs",
-)
 def test_first_use_of_the_codec_registry_from_threads(tmp_path):
+    """Fixed in c97c930. Found: codecs._ensure_builtin sets _LOADED before registering the codecs:
+    threads that store their first values at the same time find an empty registry (KeyError:
+    'array') and their nodes fail; a fresh process on the threads executor hits it most runs."""
     script = tmp_path / "race.py"
     script.write_text(_RACE)
     for attempt in range(6):  # a race: each fresh process is one try (most fail at once)
@@ -122,13 +116,10 @@ def test_first_use_of_the_codec_registry_from_threads(tmp_path):
         assert out.strip() == "[]", f"attempt {attempt}: {out}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="array_read: a chunk (or zarr.json) that vanished because gc removed the whole "
-    "object after it was opened is reported as CorruptObjectError, whose message claims it "
-    "was moved to quarantine/ (nothing was); it should be MissingObjectError",
-)
 def test_a_value_removed_by_gc_while_open_is_missing_not_corrupt(tmp_path):
+    """Fixed in c97c930. Found: array_read: a chunk (or zarr.json) that vanished because gc
+    removed the whole object after it was opened is reported as CorruptObjectError, whose
+    message claims it was moved to quarantine/ (nothing was); it should be MissingObjectError."""
     root = tmp_path / "s"
     p = pf.Pipeline("first")
     p.add("g0", S.gen, S.Gen(tag="g0", seed=0, n=N))
@@ -139,13 +130,10 @@ def test_a_value_removed_by_gc_while_open_is_missing_not_corrupt(tmp_path):
         lazy.sum().compute()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a streamed output whose temp entry gc removed mid-write (gc(tmp_grace_s=0), or a "
-    "writer idle longer than the grace) is published without its first chunk and recorded: "
-    "the run reports success and every read of the value fails",
-)
 def test_a_streamed_output_whose_temp_entry_vanished_is_never_published(tmp_path):
+    """Fixed in c97c930. Found: a streamed output whose temp entry gc removed mid-write
+    (gc(tmp_grace_s=0), or a writer idle longer than the grace) is published without its first
+    chunk and recorded: the run reports success and every read of the value fails."""
     root = tmp_path / "s"
     p = pf.Pipeline("stream")
     p.add("f", S.stream_during_gc, S.GcNow(tag="f", root=str(root)))
@@ -157,14 +145,11 @@ def test_a_streamed_output_whose_temp_entry_vanished_is_never_published(tmp_path
         assert str(root) in res.errors["f"], res.errors  # names the store
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gc(tmp_grace_s=0) removes the temp entries of live writers on a local store "
-    "(documented: 'others after the grace period'), so a concurrent aggressive gc fails nodes "
-    "('No such file or directory ... Free space'); issue 12 asks 0 failures with "
-    "tmp_grace_s=0: spare live local pids whatever the grace, or change the requirement",
-)
 def test_gc_with_zero_grace_spares_a_live_writer(tmp_path):
+    """Fixed in c97c930. Found: gc(tmp_grace_s=0) removes the temp entries of live writers on a
+    local store (documented: 'others after the grace period'), so a concurrent aggressive gc
+    fails nodes ('No such file or directory ... Free space'); issue 12 asks 0 failures with
+    tmp_grace_s=0: spare live local pids whatever the grace, or change the requirement."""
     root = tmp_path / "s"
     p = pf.Pipeline("stream")
     p.add("f", S.stream_during_gc, S.GcNow(tag="f", root=str(root)))
@@ -174,13 +159,10 @@ def test_gc_with_zero_grace_spares_a_live_writer(tmp_path):
     assert T.same(res["f.field"], expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LocalBackend.publish: when the rename fails because the same object is already "
-    "published, and gc removes that object before the os.path.exists check, the write fails "
-    "('Directory not empty ... Free space') instead of retrying the rename",
-)
 def test_publishing_an_object_that_gc_removes_at_that_moment_retries(tmp_path, monkeypatch):
+    """Fixed in c97c930. Found: LocalBackend.publish: when the rename fails because the same
+    object is already published, and gc removes that object before the os.path.exists check,
+    the write fails ('Directory not empty ... Free space') instead of retrying the rename."""
     root = tmp_path / "s"
     real_rename, staged = os.rename, []
 
@@ -201,3 +183,160 @@ def test_publishing_an_object_that_gc_removes_at_that_moment_retries(tmp_path, m
     assert staged, "the race was not staged"
     assert res.ok, res.errors
     assert T.same(res["g0"], T.overlap_values((0,), 1.0)["g0"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="layout.open_sqlite_records treats every sqlite3.OperationalError as 'locked', so an "
+    "empty actions.sqlite (a valid database without the actions table: truncated, or created "
+    "on a full disk) makes Store(), every run and 'cache verify' raise 'no such table: actions'",
+)
+def test_an_empty_record_database_is_replaced(tmp_path):
+    root = tmp_path / "s"
+    _seed_store(root)
+    for suffix in ("", "-wal", "-shm"):
+        (root / f"actions.sqlite{suffix}").unlink(missing_ok=True)
+    (root / "actions.sqlite").write_bytes(b"")
+    with pytest.warns(UserWarning, match="damaged"):
+        store = pf.Store(root)
+    p = pf.Pipeline("again")
+    p.add("g0", S.gen, S.Gen(tag="g0", seed=0, n=N))
+    res = p.run(store=store)
+    assert res.ok and T.same(res["g0"], T.overlap_values((0,), 1.0)["g0"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="run manifests carry no checksum: a one-digit edit of a stored scalar (an output's "
+    "value or a metric) is returned by Manifest.outputs()/metrics() and displayed by 'physflow "
+    "show' (values opened with Manifest.open() come from checked records and stay right)",
+)
+def test_an_edited_scalar_in_a_manifest_is_never_served(tmp_path, capsys):
+    from physflow.cli.main import main
+    from physflow.manifests.reader import ManifestError
+
+    p = pf.Pipeline("scalar")
+    p.add("g0", S.gen, S.Gen(tag="g0", seed=0, n=N))
+    p.add("t", S.total, S.Tag(tag="t"), x="g0")
+    res = p.run(store=tmp_path / "s")
+    true_t = float(np.sum(T.overlap_values((0,), 1.0)["g0"]))
+    path = Path(res.manifest_path)
+    text = path.read_text()
+    shown = repr(true_t)
+    assert text.count(shown) >= 1
+    i = 1 if shown.startswith("-") else 0
+    edited = shown[:i] + ("2" if shown[i] == "1" else "1") + shown[i + 1 :]  # one digit changed
+    path.write_text(text.replace(shown, edited))
+    try:
+        value = pf.load_manifest(path).outputs("t")["value"].value
+    except ManifestError:
+        value = true_t  # refusing the damaged manifest is right too
+    assert value == true_t
+    main(["show", str(path), "--store", str(tmp_path / "s")])
+    assert f"{float(edited):.6g}" not in capsys.readouterr().out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="array_read._mmap_single (the eager path of single-chunk arrays: res[...], inputs) "
+    "reports a chunk whose whole object gc removed after it was opened as CorruptObjectError "
+    "('chunk c/0 is missing ... moved to quarantine/'), not MissingObjectError; c97c930 fixed "
+    "Source.read only",
+)
+def test_a_single_chunk_array_removed_by_gc_while_read_is_missing(tmp_path):
+    root = tmp_path / "s"
+    _seed_store(root)
+    store = pf.Store(root)
+    (key,) = store.actions.list_keys()
+    reader = store.array_reader(store.get_action(key).outputs["value"].digest)  # opened
+    assert pf.Store(root).gc(max_bytes=0, keep_manifests=0).removed_objects
+    with pytest.raises(pf.MissingObjectError):
+        reader.read_all()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="array_read._mmap_single: an object gc removes between the size check and "
+    "np.memmap's open raises a raw FileNotFoundError; as an input load it fails the node "
+    "instead of taking the recompute path, and res[...] raises it to the user",
+)
+def test_an_input_removed_between_size_check_and_map_is_recomputed(tmp_path, monkeypatch):
+    root = tmp_path / "s"
+    g = _seed_store(root)
+    real_getsize, staged = os.path.getsize, []
+
+    def getsize(path):
+        size = real_getsize(path)
+        if "objects" in str(path) and not staged:  # the chunk's size is checked: gc now
+            staged.append(path)
+            pf.Store(root).gc(max_bytes=0, keep_manifests=0)
+        return size
+
+    p = pf.Pipeline("second")
+    p.add("g0", S.gen, g)  # a hit when planned
+    p.add("t", S.total, S.Tag(tag="t"), x="g0")  # reads g0 from the store
+    monkeypatch.setattr(os.path, "getsize", getsize)
+    res = p.run(store=root)
+    assert staged, "the race was not staged"
+    assert res.ok, res.errors
+    assert res["t"] == float(np.sum(T.overlap_values((0,), 1.0)["g0"]))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="LocalBackend.remove checks isdir, then unlinks: when plans/ is absent at the check "
+    "(a concurrent drop) and a writer re-creates it before the unlink, gc (drop_plans) crashes "
+    "with IsADirectoryError; seen in the files layout with 4 writers and a gc loop",
+)
+def test_dropping_plans_while_a_writer_recreates_the_directory(tmp_path, monkeypatch):
+    root = tmp_path / "s"
+    store = pf.Store(root, actions="files")
+    p = pf.Pipeline("first")
+    p.add("g0", S.gen, S.Gen(tag="g0", seed=0, n=N))
+    p.run(store=store)
+    assert (root / "plans").is_dir()
+    real_isdir, staged = os.path.isdir, []
+
+    def isdir(path):
+        if str(path).endswith("plans") and not staged:  # absent when looked at ...
+            staged.append(path)
+            return False  # ... and there again (a writer re-created it) when unlinked
+        return real_isdir(path)
+
+    monkeypatch.setattr(os.path, "isdir", isdir)
+    store.drop_plans()
+    assert staged, "the race was not staged"
+    assert not any(path.is_file() for path in (root / "plans").rglob("*"))  # all dropped
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="scheduler: a producer recomputed for a consumer whose input vanished is stored "
+    "but not handed over in memory when its other consumers were done with it (serial/"
+    "threads); the consumer reads it back from the store, where a concurrent gc can remove "
+    "it again, and after two recomputes the node fails ('corrupt input: ...')",
+)
+def test_a_recomputed_input_is_handed_over_in_memory(tmp_path, monkeypatch):
+    root = tmp_path / "s"
+    g, scale = S.Gen(tag="g0", seed=0, n=N), S.Scale(tag="s", factor=2.0)
+    first = pf.Pipeline("first")
+    first.add("g0", S.gen, g)
+    first.add("s", S.scale, scale, x="g0")
+    done = first.run(store=root)
+    pf.Store(root).delete_action(done.outcome.states["g0"].key)  # g0 runs, s hits
+    real_get_value, removals = pf.Store.get_value, []
+
+    def get_value(self, entry):  # a concurrent gc removes everything before each store read
+        if len(removals) < 6:
+            removals.append(entry.digest)
+            pf.Store(root).gc(max_bytes=0, keep_manifests=0, tmp_grace_s=0.0)
+        return real_get_value(self, entry)
+
+    monkeypatch.setattr(pf.Store, "get_value", get_value)
+    p = pf.Pipeline("second")
+    p.add("g0", S.gen, g)
+    p.add("s", S.scale, scale, x="g0")
+    p.add("t", S.total, S.Tag(tag="t"), x="s")
+    res = p.run(store=root)
+    assert res.ok, res.errors
+    assert res["t"] == float(np.sum(T.overlap_values((0,), 2.0)["s0"]))
