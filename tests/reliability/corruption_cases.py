@@ -25,10 +25,12 @@ from . import crash_stages as S
 SCAN_AXES = {"g.seed": [0, 1]}
 
 
-def matrix_pipeline(name: str = "matrix") -> pf.Pipeline:
-    """The store's pipeline; under another name no plan record of it is replayed or used for
-    hints, so each node's record is read (and checked) on its own."""
-    p = pf.Pipeline(name, seed=0)
+def matrix_pipeline(per_node: bool = False) -> pf.Pipeline:
+    """The store's pipeline. ``per_node``: with one more node and under another name, so no
+    plan record is replayed or used for hints: each node's record is read (and checked)."""
+    p = pf.Pipeline("matrix-per-node" if per_node else "matrix", seed=0)
+    if per_node:
+        p.add("extra", S.total, S.Tag(tag="extra"), x="g")
     p.add("g", S.gen, S.Gen(tag="g", seed=0, n=1 << 14))  # 128 KiB: one chunk
     p.add("t", S.total, S.Tag(tag="t"), x="g")  # a float inline in its record
     field = S.Field(tag="field", seed=7, rows=64, cols=64, chunk_rows=16)

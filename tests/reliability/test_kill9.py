@@ -12,8 +12,9 @@ between 0 and the measured duration of a full run. After each kill:
 - a re-run executes exactly the nodes without a record (the others are reused), ends with every
   node hit or computed and every value right through ``res[...]`` and the run manifest.
 
-The delays reproduce (seeded); where they land depends on the machine's speed, which is why
-each trial is checked for every possible landing point rather than for one.
+Odd trials use the SQLite record layout, even ones the files layout. The delays reproduce
+(seeded); where they land depends on the machine's speed, which is why each trial is checked
+for every possible landing point rather than for one.
 """
 
 from __future__ import annotations
@@ -143,20 +144,23 @@ def _check_after_kill(root: Path, trial: int, log: Path, monkeypatch) -> dict[st
         assert T.same(res[ref], value), f"trial {trial}: res[{ref!r}]"
         assert T.same(manifest.open(ref), value), f"trial {trial}: manifest {ref}"
     assert store.verify().ok
+    checked = sum(len(stored[keys[uid]]) for uid in committed) + 2 * len(expected)
     return {
         "finished": len(finished),
         "committed": len(committed),
         "reran": len(p.nodes) - len(committed),
+        "values_checked": checked,
     }
 
 
 def _trials(executor: str, count: int, tmp_path: Path, monkeypatch) -> None:
     duration = _calibrate(tmp_path, executor)
     rng = random.Random(f"kill9-{executor}")
-    partial = mid_run = tmp_left = 0
+    partial = mid_run = tmp_left = checked = reused = 0
     for i in range(count):
         trial = i + 1
         root, log = tmp_path / f"store{trial}", tmp_path / f"run{trial}.log"
+        pf.Store(root, actions="files" if trial % 2 == 0 else "sqlite")  # both layouts
         proc = _child(root, trial, executor, log)
         _wait_ready(proc)
         _wait_first_stage(proc, log)
@@ -166,9 +170,11 @@ def _trials(executor: str, count: int, tmp_path: Path, monkeypatch) -> None:
         tmp_left += bool(list((root / "tmp").iterdir())) if (root / "tmp").is_dir() else 0
         figures = _check_after_kill(root, trial, log, monkeypatch)
         partial += 0 < figures["committed"] < 15
+        checked += figures["values_checked"]
+        reused += figures["committed"]
         print(executor, trial, figures)
     record(f"kill9 {executor}", trials=count, killed_mid_run=mid_run, partial=partial)
-    record(f"kill9 {executor}", leftover_tmp=tmp_left, wrong_values=0, verify_problems=0)
+    record(f"kill9 {executor}", leftover_tmp=tmp_left, nodes_reused=reused, values_checked=checked)
     print(
         f"{executor}: {duration:.3f} s per run, {count} kills, {mid_run} mid-run, "
         f"{partial} with partial progress"
