@@ -19,7 +19,6 @@ from ..pipeline.graph import PipelineError
 
 SEED_AXIS = "seed"
 POINT_DIM = "point"
-MODES = ("grid", "zip", "points", "sample")
 SAMPLE_METHODS = ("sobol", "halton", "lhs", "random")
 
 
