@@ -63,15 +63,20 @@ class Source:
         try:
             return self.backend.read(f"{self.rel}/{key}")
         except FileNotFoundError:
-            if not self.backend.exists(self.rel):  # the whole object went: gc, not damage
-                raise MissingObjectError(
-                    f"object {self.name} was removed (by gc?) while it was being read; re-run "
-                    "to recompute it",
-                    digest=self.name,
-                ) from None
-            raise self.corrupt(f"file {key} is missing") from None
+            raise self.vanished(key) from None
         except OSError as exc:  # a link (never followed), a directory, unreadable
             raise self.corrupt(f"file {key} cannot be read ({exc.strerror or exc})") from None
+
+    def vanished(self, key: str) -> MissingObjectError | CorruptObjectError:
+        """The error for a member file that is not there: the whole object gone is gc at work
+        (missing: recomputed), one file gone from an object still there is damage."""
+        if not self.backend.exists(self.rel):
+            return MissingObjectError(
+                f"object {self.name} was removed (by gc?) while it was being read; re-run "
+                "to recompute it",
+                digest=self.name,
+            )
+        return self.corrupt(f"file {key} is missing")
 
     def local_path(self, key: str) -> str | None:
         return self.backend.local_path(f"{self.rel}/{key}")
@@ -181,11 +186,12 @@ class ArrayReader:
         expected_bytes = self.layout.size * self.dtype.itemsize
         try:
             size = os.path.getsize(path)
-        except FileNotFoundError:
-            raise self._corrupt(key, "is missing") from None
-        if size != expected_bytes:
-            raise self._corrupt(key, f"has {size} bytes, expected {expected_bytes}")
-        array = np.memmap(path, dtype=self.dtype, mode="c", shape=self.shape).view(np.ndarray)
+            if size != expected_bytes:
+                raise self._corrupt(key, f"has {size} bytes, expected {expected_bytes}")
+            mapped = np.memmap(path, dtype=self.dtype, mode="c", shape=self.shape)
+        except FileNotFoundError:  # gc may remove the object between any two of these steps
+            raise self.source.vanished(self._key(index)) from None
+        array = mapped.view(np.ndarray)
         if _hash_hex(array_bytes_view(array)) != self.expected.get(key):
             raise self._corrupt(key, "does not match its digest")
         return array

@@ -180,12 +180,24 @@ class LocalBackend:
         self.remove(tmp_rel)
 
     def remove(self, rel: str) -> None:
+        """Remove a file, link (never its target) or directory tree; absent is fine.
+
+        Unlink first and look again only when that fails: a directory that a concurrent
+        writer re-creates between a check and the unlink is still removed.
+        """
         path = self.abspath(rel)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
+        for attempt in range(3):  # another process may swap a file and a directory meanwhile
+            try:
                 os.unlink(path)
+                return
+            except FileNotFoundError:
+                return
+            except (IsADirectoryError, PermissionError):  # PermissionError: unlink(dir), macOS
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                    return
+                if attempt == 2:
+                    raise
 
     def move(self, src_rel: str, dst_rel: str) -> None:
         dst = self.abspath(dst_rel)

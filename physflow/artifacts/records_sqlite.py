@@ -30,6 +30,9 @@ CREATE_SQL = (
     ") WITHOUT ROWID"
 )
 #: Plan records (see plans.py): a replayable copy of a whole run's records, one row per plan.
+TABLES_SQL = "SELECT name FROM sqlite_master WHERE type = 'table'"
+#: Tables every record database has from creation (see create_db)
+REQUIRED_TABLES = frozenset({"actions", "plans"})
 CREATE_PLANS_SQL = (
     "CREATE TABLE IF NOT EXISTS plans(digest TEXT PRIMARY KEY, record BLOB NOT NULL, "
     "written REAL NOT NULL)"
@@ -176,6 +179,10 @@ class SqliteRecords:
     def probe(self) -> None:
         """Raise ``sqlite3.DatabaseError`` now if the file is not a usable record database."""
         conn = self.conn()
+        tables = {row[0] for row in conn.execute(TABLES_SQL)}
+        missing = sorted(REQUIRED_TABLES - tables)
+        if missing:  # a valid but empty database (truncated, or created on a full disk)
+            raise sqlite3.DatabaseError(f"no table {', '.join(missing)} in the record database")
         conn.execute("SELECT count(*) FROM actions WHERE key = ''").fetchone()
         conn.execute("SELECT count(*) FROM plans WHERE digest = ''").fetchone()
 

@@ -45,7 +45,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         path = find_manifest(args.manifest, args.store)
     if args.json:
-        sys.stdout.write(path.read_text())
+        from ..manifests.sealing import DamagedManifestError, check_seal
+
+        data = path.read_bytes()
+        try:
+            check_seal(data)
+        except DamagedManifestError as exc:
+            raise ManifestError(f"{path}: {exc}") from None
+        sys.stdout.write(data.decode())
         return EXIT_OK
     try:
         m = read_manifest(path)
@@ -83,11 +90,9 @@ def _scan_value(records: dict[str, Any], ref: str) -> str:
 
 def _show_scan(path: Any) -> int:
     """One row per scan point: axis values, status and the collected scalars."""
-    import msgspec
+    from ..manifests.scan_manifest import load_scan_manifest
 
-    from ..manifests.scan_manifest import ScanManifest
-
-    m = msgspec.json.decode(path.read_bytes(), type=ScanManifest, strict=False)
+    m = load_scan_manifest(path)
     axes = list(m.points[0].values) if m.points else []
     header = ["point", *axes, "status", *m.collect]
     rows = []

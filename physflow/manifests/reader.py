@@ -20,14 +20,11 @@ from ..core.records import OutputEntry
 from ..core.refs import is_single
 from ..core.suggest import did_you_mean
 from .schema import NodeRecord, OutputInfo, RunManifest
+from .sealing import DamagedManifestError, ManifestError, check_seal
 
 if TYPE_CHECKING:
     from ..artifacts.store import Store
     from ..core.records import OutputEntry
-
-
-class ManifestError(ValueError):
-    """A file is not a readable physflow run manifest."""
 
 
 def _store_for(path: Path, manifest: RunManifest) -> str:
@@ -179,6 +176,10 @@ def read_manifest(path: str | os.PathLike[str]) -> RunManifest:
         data = p.read_bytes()
     except FileNotFoundError:
         raise ManifestError(f"{p}: no such manifest file") from None
+    try:
+        check_seal(data)
+    except DamagedManifestError as exc:
+        raise ManifestError(f"{p}: {exc}") from None
     try:
         return msgspec.json.decode(data, type=RunManifest, strict=False)  # "nan" metrics
     except msgspec.ValidationError as exc:

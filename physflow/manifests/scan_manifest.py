@@ -18,6 +18,7 @@ import msgspec
 from ..core.refs import is_single
 from .environment import capture_environment
 from .schema import SCHEMA_VERSION, Environment, NodeRecord, StageInfo
+from .sealing import DamagedManifestError, check_seal
 from .stage_info import stages_of
 from .writer import OutcomeFacts, PipelineFacts, manifest_write_error, status_counts
 
@@ -75,6 +76,9 @@ class ScanManifest(msgspec.Struct, omit_defaults=True):
     points_cancelled: int = 0
     #: stage fingerprint -> its parts (for ``physflow explain``)
     stages: dict[str, StageInfo] = {}
+    #: blake3 of the file with this field's digest set to 64 zeros (see manifests.sealing):
+    #: a damaged or edited manifest is refused instead of shown
+    checksum: str | None = None
 
     def node(self, uid: str) -> NodeRecord:
         for record in self.nodes:
@@ -228,6 +232,10 @@ def write_scan_manifest(store: Store, scan_id: str, data: bytes) -> Path:
 def load_scan_manifest(path: str | Path) -> ScanManifest:
     """Read a scan manifest written by :func:`write_scan_manifest`."""
     data = Path(path).read_bytes()
+    try:
+        check_seal(data)
+    except DamagedManifestError as exc:
+        raise DamagedManifestError(f"{path}: {exc}") from None
     try:
         return msgspec.json.decode(data, type=ScanManifest, strict=False)  # "nan" metrics
     except msgspec.ValidationError as exc:

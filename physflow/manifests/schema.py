@@ -105,6 +105,9 @@ class RunManifest(msgspec.Struct, omit_defaults=True):
     skipped: int = 0
     #: stage fingerprint -> its parts (for ``physflow explain``)
     stages: dict[str, StageInfo] = {}
+    #: blake3 of the file with this field's digest set to 64 zeros (see manifests.sealing):
+    #: a damaged or edited manifest is refused instead of shown
+    checksum: str | None = None
 
     def node(self, node_id: str) -> NodeRecord:
         for record in self.nodes:

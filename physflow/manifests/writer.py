@@ -19,6 +19,7 @@ import numpy as np
 from ..core.records import OutputEntry
 from .environment import capture_environment
 from .schema import SCHEMA_VERSION, NodeRecord, OutputInfo, RunManifest
+from .sealing import UNSEALED, seal
 from .stage_info import stages_of
 
 if TYPE_CHECKING:
@@ -299,12 +300,13 @@ def run_manifest_header(
 
 def encode_manifest(header: msgspec.Struct, nodes_json: bytes) -> bytes:
     """JSON of a run or scan manifest: ``header`` with the encoded node list ``nodes_json`` as
-    its nodes.
+    its nodes, sealed with its checksum.
 
     Node records are encoded by the manifest's own encoder, so this is the same JSON that
     encoding a manifest Struct holding those records would give.
     """
-    return _ENCODER.encode(msgspec.structs.replace(header, nodes=msgspec.Raw(nodes_json)))  # type: ignore[arg-type]
+    unsealed = msgspec.structs.replace(header, nodes=msgspec.Raw(nodes_json), checksum=UNSEALED)  # type: ignore[arg-type]
+    return seal(_ENCODER.encode(unsealed))
 
 
 def decode_manifest(data: bytes) -> RunManifest:

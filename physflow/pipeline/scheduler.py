@@ -26,6 +26,7 @@ from ..core.records import ActionRecord, PlanRecord
 from ..executors.base import Executor, TaskOutcome
 from .events import NodeEvent, ProgressCallback
 from .gc_pause import no_gc_pauses
+from .memory_ledger import MemoryLedger
 from .outcome import NodeState, RunOutcome, input_token, replayed_states, task_input
 from .plan import PlanNode, plan_digest
 from .task import Task
@@ -144,9 +145,9 @@ class Scheduler:
         self.pending: deque[Task] = deque()
         self.inflight: dict[str, list[str]] = {}  # key -> uids waiting for the same work
         self.running: dict[str, str] = {}  # uid -> key
-        self.memory: dict[str, Any] = {}
-        self.consumers_left = {uid: len(self.downstream.get(uid, ())) for uid in nodes}
-        self.memory_refs: dict[str, int] = defaultdict(int)
+        consumers = {uid: len(self.downstream.get(uid, ())) for uid in nodes}
+        self.ledger = MemoryLedger(consumers, keep_all=self.keep_in_memory)
+        self.memory = self.ledger.values
         self.stop = False
         self.redo_targets: dict[str, list[str]] = {}  # producer -> consumers awaiting its redo
         self.redo_waiters: dict[str, list[str]] = {}  # consumer -> same-key uids that waited
@@ -292,6 +293,7 @@ class Scheduler:
         self.states[uid].status = status
         targets = self.redo_targets.pop(uid, None)
         if targets is not None:  # a recomputed producer: wake only the consumers that asked
+            self._release_inputs(uid)
             self._wake(targets)
             return
         self._release_inputs(uid)
@@ -305,16 +307,7 @@ class Scheduler:
                 self.ready.append(down)
 
     def _release_inputs(self, uid: str) -> None:
-        if self.keep_in_memory:
-            return
-        consumers_left, memory = self.consumers_left, self.memory
-        for up in self.upstream[uid]:
-            consumers_left[up] -= 1
-            if consumers_left[up] == 0 and memory:
-                for entry in (self.states[up].outputs or {}).values():
-                    self.memory_refs[entry.digest] -= 1
-                    if self.memory_refs[entry.digest] <= 0:
-                        memory.pop(entry.digest, None)
+        self.ledger.release(uid, self.upstream[uid], lambda up: self.states[up].outputs)
 
     def _accept(
         self, uid: str, record: ActionRecord, outcome: TaskOutcome | None, status: str
@@ -325,11 +318,9 @@ class Scheduler:
             outcome is not None
             and outcome.values is not None
             and self.executor.in_memory
-            and (self.consumers_left[uid] or self.keep_in_memory)
+            and self.ledger.wanted(uid)
         ):
-            for name, entry in record.outputs.items():
-                self.memory[entry.digest] = outcome.values[name]
-                self.memory_refs[entry.digest] += 1
+            self.ledger.hold(record.outputs, outcome.values)
         self._finish(uid, status)
 
     def _handle(self, outcome: TaskOutcome) -> None:
@@ -388,6 +379,7 @@ class Scheduler:
         self.waiting_on[uid] = len(producers)
         for up in producers:
             if up not in self.redo_targets:
+                self.ledger.reacquire(up, self.upstream[up])  # it reads its inputs again
                 up_state = self.states[up]
                 up_state.status, up_state.outputs, up_state.record = "pending", None, None
                 up_state.manifest_node = None
