@@ -1,6 +1,6 @@
 """Bugs the reliability suite found, each reproduced deterministically (or nearly: the loops
 stop at the first occurrence). Fixed ones stay as regression tests (their docstrings say what
-was wrong); open ones are marked ``xfail(strict=True)`` with the reason.
+was wrong); open ones would be marked ``xfail(strict=True)`` with the reason (none are open).
 
 Most were found by test_concurrent_gc.py (4 writers + a gc loop); each reproduction removes an
 input with a gc from inside the run (``crash_stages.gc_now``), which is what a concurrent gc
@@ -185,13 +185,11 @@ def test_publishing_an_object_that_gc_removes_at_that_moment_retries(tmp_path, m
     assert T.same(res["g0"], T.overlap_values((0,), 1.0)["g0"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="layout.open_sqlite_records treats every sqlite3.OperationalError as 'locked', so an "
-    "empty actions.sqlite (a valid database without the actions table: truncated, or created "
-    "on a full disk) makes Store(), every run and 'cache verify' raise 'no such table: actions'",
-)
 def test_an_empty_record_database_is_replaced(tmp_path):
+    """Fixed in e0bf661. Found: layout.open_sqlite_records treats every sqlite3.OperationalError as
+    'locked', so an empty actions.sqlite (a valid database without the actions table: truncated, or
+    created on a full disk) makes Store(), every run and 'cache verify' raise 'no such table:
+    actions'."""
     root = tmp_path / "s"
     _seed_store(root)
     for suffix in ("", "-wal", "-shm"):
@@ -205,13 +203,11 @@ def test_an_empty_record_database_is_replaced(tmp_path):
     assert res.ok and T.same(res["g0"], T.overlap_values((0,), 1.0)["g0"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="run manifests carry no checksum: a one-digit edit of a stored scalar (an output's "
-    "value or a metric) is returned by Manifest.outputs()/metrics() and displayed by 'physflow "
-    "show' (values opened with Manifest.open() come from checked records and stay right)",
-)
 def test_an_edited_scalar_in_a_manifest_is_never_served(tmp_path, capsys):
+    """Fixed in e0bf661. Found: run manifests carry no checksum: a one-digit edit of a stored
+    scalar (an output's value or a metric) is returned by Manifest.outputs()/metrics() and
+    displayed by 'physflow show' (values opened with Manifest.open() come from checked records and
+    stay right)."""
     from physflow.cli.main import main
     from physflow.manifests.reader import ManifestError
 
@@ -236,14 +232,11 @@ def test_an_edited_scalar_in_a_manifest_is_never_served(tmp_path, capsys):
     assert f"{float(edited):.6g}" not in capsys.readouterr().out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="array_read._mmap_single (the eager path of single-chunk arrays: res[...], inputs) "
-    "reports a chunk whose whole object gc removed after it was opened as CorruptObjectError "
-    "('chunk c/0 is missing ... moved to quarantine/'), not MissingObjectError; c97c930 fixed "
-    "Source.read only",
-)
 def test_a_single_chunk_array_removed_by_gc_while_read_is_missing(tmp_path):
+    """Fixed in e0bf661. Found: array_read._mmap_single (the eager path of single-chunk arrays:
+    res[...], inputs) reports a chunk whose whole object gc removed after it was opened as
+    CorruptObjectError ('chunk c/0 is missing ... moved to quarantine/'), not MissingObjectError;
+    c97c930 fixed Source.read only."""
     root = tmp_path / "s"
     _seed_store(root)
     store = pf.Store(root)
@@ -254,13 +247,10 @@ def test_a_single_chunk_array_removed_by_gc_while_read_is_missing(tmp_path):
         reader.read_all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="array_read._mmap_single: an object gc removes between the size check and "
-    "np.memmap's open raises a raw FileNotFoundError; as an input load it fails the node "
-    "instead of taking the recompute path, and res[...] raises it to the user",
-)
 def test_an_input_removed_between_size_check_and_map_is_recomputed(tmp_path, monkeypatch):
+    """Fixed in e0bf661. Found: array_read._mmap_single: an object gc removes between the size
+    check and np.memmap's open raises a raw FileNotFoundError; as an input load it fails the node
+    instead of taking the recompute path, and res[...] raises it to the user."""
     root = tmp_path / "s"
     g = _seed_store(root)
     real_getsize, staged = os.path.getsize, []
@@ -282,13 +272,11 @@ def test_an_input_removed_between_size_check_and_map_is_recomputed(tmp_path, mon
     assert res["t"] == float(np.sum(T.overlap_values((0,), 1.0)["g0"]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LocalBackend.remove checks isdir, then unlinks: when plans/ is absent at the check "
-    "(a concurrent drop) and a writer re-creates it before the unlink, gc (drop_plans) crashes "
-    "with IsADirectoryError; seen in the files layout with 4 writers and a gc loop",
-)
 def test_dropping_plans_while_a_writer_recreates_the_directory(tmp_path, monkeypatch):
+    """Fixed in e0bf661. Found: LocalBackend.remove checks isdir, then unlinks: when plans/ is
+    absent at the check (a concurrent drop) and a writer re-creates it before the unlink, gc
+    (drop_plans) crashes with IsADirectoryError; seen in the files layout with 4 writers and a gc
+    loop."""
     root = tmp_path / "s"
     store = pf.Store(root, actions="files")
     p = pf.Pipeline("first")
@@ -309,14 +297,11 @@ def test_dropping_plans_while_a_writer_recreates_the_directory(tmp_path, monkeyp
     assert not any(path.is_file() for path in (root / "plans").rglob("*"))  # all dropped
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scheduler: a producer recomputed for a consumer whose input vanished is stored "
-    "but not handed over in memory when its other consumers were done with it (serial/"
-    "threads); the consumer reads it back from the store, where a concurrent gc can remove "
-    "it again, and after two recomputes the node fails ('corrupt input: ...')",
-)
 def test_a_recomputed_input_is_handed_over_in_memory(tmp_path, monkeypatch):
+    """Fixed in e0bf661. Found: scheduler: a producer recomputed for a consumer whose input
+    vanished is stored but not handed over in memory when its other consumers were done with it
+    (serial/threads); the consumer reads it back from the store, where a concurrent gc can remove
+    it again, and after two recomputes the node fails ('corrupt input: ...')."""
     root = tmp_path / "s"
     g, scale = S.Gen(tag="g0", seed=0, n=N), S.Scale(tag="s", factor=2.0)
     first = pf.Pipeline("first")
