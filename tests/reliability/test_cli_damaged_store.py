@@ -56,18 +56,9 @@ DAMAGES = {
 
 #: physflow's store errors: printed in one line (exit 1) with a PHYSFLOW_DEBUG hint, and clear
 STORE_ERRORS = ("StoreError", "CorruptObjectError", "MissingObjectError")
-EMPTIED = pytest.param(
-    "database emptied",
-    marks=pytest.mark.xfail(
-        strict=True,
-        reason="see test_found_bugs.py::test_an_empty_record_database_is_replaced: every "
-        "command fails with 'OperationalError: no such table: actions'",
-    ),
-)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("damage", [d if d != "database emptied" else EMPTIED for d in DAMAGES])
+@pytest.mark.parametrize("damage", list(DAMAGES))
 def test_the_cli_on_a_damaged_store(tmp_path, damage):
     if not Path(PHYSFLOW).exists():
         pytest.skip("the physflow console script is not installed next to this python")

@@ -10,8 +10,8 @@ planning and reading, under running nodes and right after runs. Required: 0 wron
 
 A value that gc removed after its run returned, and before the worker read it, is a
 ``MissingObjectError`` ("gone"), counted apart: it is never a wrong value. Any failed node or
-other read error fails this test, except kinds listed in ``KNOWN`` (open bugs, reproduced and
-marked xfail in test_found_bugs.py).
+other read error fails this test, except kinds listed in ``KNOWN`` (open bugs, reproduced in
+test_found_bugs.py; none at present).
 """
 
 from __future__ import annotations
@@ -37,13 +37,8 @@ WORKERS, RUNS, SEED = 4, 12, 1212
 MAX_BYTES = 256 * 1024
 
 #: failure / read-error kinds of known, open bugs -> the test in test_found_bugs.py reproducing
-#: each (the first seven this scenario found are fixed; remove an entry when its bug is).
-KNOWN = {
-    r"chunk c/0 is missing": "test_a_single_chunk_array_removed_by_gc_while_read_is_missing",
-    r"FileNotFoundError": "test_an_input_removed_between_size_check_and_map_is_recomputed",
-    r"gc: IsADirectoryError": "test_dropping_plans_while_a_writer_recreates_the_directory",
-    r"^\S+: corrupt input: ": "test_a_recomputed_input_is_handed_over_in_memory",
-}
+#: each (none open: the eleven this scenario found are fixed, in c97c930 and e0bf661).
+KNOWN: dict[str, str] = {}
 
 
 def _known(message: str) -> str | None:
