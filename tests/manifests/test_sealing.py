@@ -56,7 +56,7 @@ def test_an_edited_run_manifest_is_refused_everywhere(tmp_path, capsys):
         pf.load_manifest(path)
     for argv in (["show", str(path)], ["show", "--json", str(path)], ["explain", str(path)]):
         code = main([*argv, "--store", str(store)])
-        out, err = capsys.readouterr()
+        err = capsys.readouterr().err
         assert code != 0, argv
         assert "checksum" in err, (argv, err)
         assert "Traceback" not in err
