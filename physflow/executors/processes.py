@@ -197,15 +197,10 @@ class ProcessExecutor(Executor):
                 outcome = worker.conn.recv()
         except Exception:  # EOF or a half-written message: the worker died while sending
             outcome = None
+        if outcome is not None:
+            return self._received(worker, outcome)
         self._slots.give(worker.need)
         worker.task, worker.need = None, {}
-        if outcome is not None:
-            outcome.uid = task.uid
-            deaths = self._deaths.pop(task.uid, [])
-            if deaths:
-                outcome.retry_errors = deaths + outcome.retry_errors
-                outcome.attempts += len(deaths)
-            return outcome
         # The worker died while running this task: that is this node's failure.
         worker.process.join(timeout=5)
         reason = (
@@ -230,17 +225,32 @@ class ProcessExecutor(Executor):
             retry_errors=deaths,
         )
 
+    def _received(self, worker: _Worker, outcome: TaskOutcome) -> TaskOutcome:
+        """``worker`` sent back its task's outcome: free its slot and label the outcome."""
+        task = worker.task
+        assert task is not None
+        self._slots.give(worker.need)
+        worker.task, worker.need = None, {}
+        outcome.uid = task.uid
+        deaths = self._deaths.pop(task.uid, [])
+        if deaths:
+            outcome.retry_errors = deaths + outcome.retry_errors
+            outcome.attempts += len(deaths)
+        return outcome
+
     def drain(self) -> list[TaskOutcome]:
+        """Outcomes already sent back (after Ctrl-C). A worker that died meanwhile is not a
+        failure of its node: a terminal's Ctrl-C reaches the whole process group, and a worker
+        still starting up (before it ignores SIGINT) dies of it; its node is cancelled."""
         out = []
         for worker in [w for w in self._pool if w.task is not None]:
             try:
-                ready = worker.conn.poll()
-            except OSError:
+                if not worker.conn.poll():
+                    continue
+                outcome = worker.conn.recv()
+            except Exception:  # EOF, OSError or a half-written message: it died
                 continue
-            if ready:
-                outcome = self._collect(worker)
-                if outcome is not None:
-                    out.append(outcome)
+            out.append(self._received(worker, outcome))
         return out
 
     def shutdown(self, cancel: bool = False) -> None:

@@ -183,7 +183,9 @@ def touch_done(cfg: LogCfg) -> float:
 
 @pf.stage(version="1")
 def slow(cfg: LogCfg) -> float:
-    (Path(cfg.log_dir) / f"{cfg.name}.started").write_text(str(os.getpid()))
+    started = Path(cfg.log_dir) / f"{cfg.name}.started"
+    started.with_suffix(".tmp").write_text(str(os.getpid()))
+    started.with_suffix(".tmp").rename(started)  # whole: the test reads the pid once it exists
     time.sleep(cfg.seconds)
     return cfg.value
 
