@@ -18,8 +18,9 @@ Required: 0 values served that differ from ``crash_truth.matrix_values`` (plain 
 everything else is a recompute or a clear error (physflow's store/manifest errors, a
 ``KeyError`` naming a node or output, exit code 2 with one line); the CLI never shows a
 traceback or an unexpected exception; after ``cache verify`` the store verifies clean and a
-re-run returns every value right. Problems of the kinds in ``KNOWN`` are open bugs reproduced
-(xfail) in test_found_bugs.py: counted, not failing; any other problem fails the test.
+re-run returns every value right. Problems of the kinds in ``KNOWN`` would be open bugs
+reproduced in test_found_bugs.py, counted and not failing (there are none); any other problem
+fails the test.
 """
 
 from __future__ import annotations
