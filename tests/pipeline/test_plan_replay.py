@@ -42,10 +42,11 @@ def pipeline(level=1.0, factor=2.0, seed=3, name="replay", half="high"):
 
 
 def _comparable(manifest, other_store: bool = False):
-    """A manifest without what legitimately differs between two runs (and, for runs on two
+    """A manifest without what legitimately differs between two runs (the seal covers
+    the run id and times, so it differs too; and, for runs on two
     stores, between two executions of a node: its timings, and the store's path)."""
     data = msgspec.to_builtins(manifest)
-    for key in ("run_id", "started", "finished", "duration_s", "environment"):
+    for key in ("run_id", "started", "finished", "duration_s", "environment", "checksum"):
         data.pop(key)
     if other_store:
         data.pop("store")
