@@ -36,9 +36,17 @@ class Ref:
 
     @classmethod
     def parse(cls, text: str) -> Ref:
+        known = _PARSED.get(text) if cls is Ref else None
+        if known is not None:  # refs are immutable: one per text (pipelines rebuilt in loops)
+            return known
         node, _, rest = text.partition(".")
         output, _, key = rest.partition(".")
-        return cls(node, output or None, key or None)
+        ref = cls(node, output or None, key or None)
+        if cls is Ref:
+            if len(_PARSED) >= 1 << 16:
+                _PARSED.clear()
+            _PARSED[text] = ref
+        return ref
 
     def __str__(self) -> str:
         parts = [self.node, self.output, self.key]
@@ -48,6 +56,9 @@ class Ref:
     def output_ref(self) -> Ref:
         """This reference without its dict key."""
         return Ref(self.node, self.output)
+
+
+_PARSED: dict[str, Ref] = {}
 
 
 class RefError(ValueError):

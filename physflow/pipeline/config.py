@@ -11,11 +11,15 @@ import msgspec
 from ..core.freeze import deep_freeze
 from ..core.value_types import register_value_type
 
+_IMMUTABLE_SCALARS = frozenset({float, int, str, bool, bytes, type(None)})
+
 
 def freeze_fields(config: msgspec.Struct) -> None:
     """Replace every mutable container field by an immutable equal one (see core/freeze.py)."""
     for name in config.__struct_fields__:
         value = getattr(config, name)
+        if type(value) in _IMMUTABLE_SCALARS:  # most fields: nothing to freeze
+            continue
         frozen = deep_freeze(value, f"{type(config).__qualname__}.{name}")
         if frozen is not value:
             msgspec.structs.force_setattr(config, name, frozen)

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..core.graphs import CycleError, toposort
-from ..core.hashing import digest
 from ..core.keys import key_prefix
 from ..core.names import is_node_id
 from ..core.refs import Ref, RefError, resolve_ref
 from ..core.suggest import did_you_mean
+from .config_digests import config_digest as digest_config
 from .errors import PipelineError
 from .stage import Stage
 
@@ -37,7 +37,7 @@ class Node:
         """Digest of the current config, computed once per config object (re-runs are cheap)."""
         cached = self._digest_of
         if cached is None or cached[0] is not self.config:
-            cached = self._digest_of = (self.config, digest(self.config))
+            cached = self._digest_of = (self.config, digest_config(self.config))
         return cached[1]
 
     @property
@@ -155,6 +155,13 @@ class Pipeline:
         outputs_of = {n: node.stage.output_names for n, node in self.nodes.items()}
         for node in self.nodes.values():
             for name, ref in node.inputs.items():
+                outputs = outputs_of.get(ref.node)
+                if (
+                    ref.key is None
+                    and outputs is not None
+                    and (ref.output is None or ref.output in outputs)
+                ):
+                    continue  # valid (the common case): no need to re-parse it
                 try:
                     resolve_ref(str(ref), outputs_of)
                 except RefError as exc:

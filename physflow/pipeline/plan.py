@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import blake3
 import msgspec
 
 from ..core.framing import frame, frame_texts, merkle
-from ..core.hashing import digest
 from ..core.keys import key_prefix
+from .config_digests import config_digest as remembered_config_digest
 from .rng import seed_token
 from .stage import Stage
 
@@ -18,13 +18,14 @@ if TYPE_CHECKING:
     from .graph import Pipeline
 
 
-@dataclass(frozen=True)
-class InputRef:
+class InputRef(NamedTuple):
+    """Where a plan node's input comes from (a tuple: made once per edge on every plan)."""
+
     uid: str
     output: str | None
 
 
-@dataclass
+@dataclass(slots=True)
 class PlanNode:
     uid: str  # unique within one run
     node_id: str  # the pipeline's node id: names the rng stream and the node in reports
@@ -60,7 +61,7 @@ def config_digest(
         hit = cache.get(id(config))
         if hit is not None and hit[0] is config:
             return hit[1]
-    d = digest(config)
+    d = remembered_config_digest(config)
     if cache is not None:
         cache[id(config)] = (config, d)
     return d
