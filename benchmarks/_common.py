@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,9 +19,13 @@ RESULTS_DIR = Path(__file__).parent / "results"
 # Scratch stores live beside the project, like the default store ./.physflow, not in /tmp: on the
 # machines here /tmp creates small files up to ten times slower than the project's disk, which
 # would measure the disk rather than the tools. Every tool in a benchmark uses the same place.
+# Temporary files of one benchmark process go to its own directory there, removed at exit (peer
+# virtualenvs kept in SCRATCH_DIR itself survive, so they are built once).
 SCRATCH_DIR = Path(__file__).parent / ".scratch"
 SCRATCH_DIR.mkdir(exist_ok=True)
-tempfile.tempdir = str(SCRATCH_DIR)
+RUN_SCRATCH = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=SCRATCH_DIR))
+tempfile.tempdir = str(RUN_SCRATCH)
+atexit.register(shutil.rmtree, RUN_SCRATCH, ignore_errors=True)
 
 
 def best_of(

@@ -37,9 +37,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 import physflow as pf  # noqa: E402
 
 try:
-    from benchmarks._common import SCRATCH_DIR, best_of, write_results
+    from benchmarks._common import best_of, write_results
 except ImportError:
-    from _common import SCRATCH_DIR, best_of, write_results
+    from _common import best_of, write_results
 
 MiB = 1 << 20
 
@@ -80,7 +80,7 @@ class Server:
 
         from tests.artifacts.remote.s3_server import S3Server
 
-        self.workdir = Path(tempfile.mkdtemp(prefix="s3-", dir=SCRATCH_DIR))
+        self.workdir = Path(tempfile.mkdtemp(prefix="s3-"))
         self.server = S3Server(self.workdir).start()
         self.bucket = "bench"
         self.options = {"key": "bench", "secret": "bench", "endpoint_url": self.server.endpoint}
@@ -106,8 +106,8 @@ class Server:
 def bench_hits(server: Server, n: int, reps: int) -> dict:
     """Warm re-runs (plan replay) and per-record lookups, s3:// behind a tier vs local."""
     p = _chain(n)
-    local = pf.Store(Path(tempfile.mkdtemp(dir=SCRATCH_DIR)) / "store")
-    tier = Path(tempfile.mkdtemp(dir=SCRATCH_DIR)) / "tier"
+    local = pf.Store(Path(tempfile.mkdtemp()) / "store")
+    tier = Path(tempfile.mkdtemp()) / "tier"
     name = f"hits-{uuid.uuid4().hex[:8]}"
     stores = {"local": local, "s3+tier": server.store(name, cache_dir=tier)}
     for store in stores.values():
@@ -185,10 +185,10 @@ def bench_scan(server: Server, points: int, reps: int) -> dict:
             assert int(ds["p"].count()) == points
 
         def local() -> pf.Store:
-            return pf.Store(Path(tempfile.mkdtemp(dir=SCRATCH_DIR)) / "store")
+            return pf.Store(Path(tempfile.mkdtemp()) / "store")
 
         def s3() -> pf.Store:
-            tier = Path(tempfile.mkdtemp(dir=SCRATCH_DIR)) / "tier"
+            tier = Path(tempfile.mkdtemp()) / "tier"
             return server.store(f"scan-{uuid.uuid4().hex[:8]}", cache_dir=tier)
 
         for label, make in (("local", local), ("s3", s3)):
