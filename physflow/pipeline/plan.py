@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import blake3
 import msgspec
 
-from ..core.framing import frame, frame_texts, merkle
+from ..core.framing import frame_texts, merkle
 from ..core.keys import key_prefix
 from .config_digests import config_digest as remembered_config_digest
 from .rng import seed_token
@@ -119,13 +119,25 @@ def plan_digest(nodes: list[PlanNode]) -> str:
         stage_token = stage_tokens.get(id(stage))
         if stage_token is None:
             stage_token = stage_tokens[id(stage)] = _stage_token(stage)
+        # frame() inlined: this loop runs once per node on every run, cached or not
+        uid, node_id = node.uid.encode(), node.node_id.encode()
+        prefix, seed = node.key_prefix, (node.seed_token or "").encode()
         inputs = node.inputs
-        wiring = [len(inputs).to_bytes(8, "little")]
+        parts = [
+            len(uid).to_bytes(8, "little"),
+            uid,
+            len(node_id).to_bytes(8, "little"),
+            node_id,
+            stage_token,
+            len(prefix).to_bytes(8, "little"),
+            prefix,
+            len(seed).to_bytes(8, "little"),
+            seed,
+            len(inputs).to_bytes(8, "little"),
+        ]
         for name, ref in sorted(inputs.items()) if len(inputs) > 1 else inputs.items():
             out = "-" if ref.output is None else ref.output  # output names are identifiers
-            wiring.append(frame_texts(name, ref.uid, out))
-        head = frame_texts(node.uid, node.node_id)
-        tail = frame(node.key_prefix) + frame_texts(node.seed_token or "")
-        node.token = token = blake3.blake3(head + stage_token + tail + b"".join(wiring)).digest()
+            parts.append(frame_texts(name, ref.uid, out))
+        node.token = token = blake3.blake3(b"".join(parts)).digest()
         append(token)
     return merkle(PLAN_KIND, *tokens)

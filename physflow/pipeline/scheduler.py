@@ -219,7 +219,7 @@ class Scheduler:
     def _schedule(self, uid: str) -> None:
         """Plan one ready node: its key, then a hit, a wait for identical work, or a task."""
         node, state, states = self.nodes[uid], self.states[uid], self.states
-        if self._await_redone_inputs(uid, node):
+        if self._await_redone_inputs(uid):
             return
         for name, ref in node.inputs.items():
             up_state = states[ref.uid]
@@ -244,11 +244,11 @@ class Scheduler:
         else:
             self._queue(node, key)
 
-    def _await_redone_inputs(self, uid: str, node: PlanNode) -> bool:
+    def _await_redone_inputs(self, uid: str) -> bool:
         """An input being recomputed (its stored value went missing or corrupt) has no outputs
         yet: a consumer that became ready meanwhile waits for it instead of reading nothing."""
-        redone = [up for up in dict.fromkeys(r.uid for r in node.inputs.values())
-                  if self.states[up].status == "pending"]  # fmt: skip
+        states = self.states
+        redone = [up for up in self.upstream[uid] if states[up].status == "pending"]
         for up in redone:
             self.waiting_on[uid] += 1
             self.redo_targets.setdefault(up, []).append(uid)
