@@ -60,7 +60,9 @@ print(json.dumps(out))
 def probe(checkout: Path, bench_dir: Path) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     args = [sys.executable, "-c", PROBE, str(bench_dir), str(checkout / "physflow")]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False, cwd=checkout)
+    if done.returncode:
+        sys.exit(f"the probe failed in {checkout}:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

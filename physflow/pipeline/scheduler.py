@@ -137,7 +137,7 @@ class Scheduler:
         self.waiting_on: dict[str, int] = {}
         self.upstream: dict[str, tuple[str, ...]] = {}
         for uid, node in nodes.items():
-            ups = self.upstream[uid] = tuple(dict.fromkeys(r.uid for r in node.inputs.values()))
+            ups = self.upstream[uid] = tuple({r.uid: None for r in node.inputs.values()})
             self.waiting_on[uid] = len(ups)
             for up in ups:
                 self.downstream[up].append(uid)
