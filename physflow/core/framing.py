@@ -26,7 +26,8 @@ def frame(data: bytes) -> bytes:
 
 
 def frame_text(text: str) -> bytes:
-    return frame(text.encode())
+    data = text.encode()
+    return len(data).to_bytes(8, "little") + data
 
 
 def frame_texts(*texts: str) -> bytes:

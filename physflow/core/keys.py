@@ -10,6 +10,7 @@ downstream a hit (early cut-off).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 from .framing import frame_text, merkle, merkle_framed
 
@@ -18,8 +19,10 @@ OUTPUTS_KIND = "physflow.outputs.v1"
 _NO_RNG = frame_text("no-rng")
 
 
+@lru_cache(maxsize=1 << 16)
 def key_prefix(fingerprint: str, config_digest: str) -> bytes:
-    """The framed parts of a key that do not depend on inputs (computed once per plan node)."""
+    """The framed parts of a key that do not depend on inputs (a pure function of two strings,
+    remembered: a script that rebuilds its Pipeline asks again for every node)."""
     return frame_text(KEY_KIND) + frame_text(fingerprint) + frame_text(config_digest)
 
 
