@@ -18,6 +18,16 @@ def _err(message: str) -> None:
     print(f"physflow: error: {message}", file=sys.stderr)
 
 
+def write_text(text: str, output: str | None) -> int:
+    """Write a command's text result to ``output`` (a file) or standard output."""
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def add_user_paths(spec: str | None) -> list[str]:
     """Put the spec file's directory and the current directory on the import path, as pytest
     does for its rootdir, so ``stage: osc:tone`` finds ``osc.py`` next to the spec.

@@ -16,6 +16,7 @@ from .common import (
     _load,
     _overrides,
     _store_path,
+    write_text,
 )
 
 
@@ -154,9 +155,4 @@ def cmd_dag(args: argparse.Namespace) -> int:
         print(args.output)
         return EXIT_OK
     text = dag_text(pipeline, args.format)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
+    return write_text(text, args.output)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from .common import EXIT_OK, UsageError
+from .common import EXIT_OK, UsageError, write_text
 
 
 def stage_info(name: str, path: str) -> dict[str, Any]:
@@ -89,9 +88,4 @@ def cmd_manifest_schema(args: argparse.Namespace) -> int:
         text = json.dumps(manifest_json_schema(args.kind), indent=2) + "\n"
     except ImportError as exc:
         raise UsageError(f"--kind {args.kind}: not available ({exc})") from None
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
+    return write_text(text, args.output)
