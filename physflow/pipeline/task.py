@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import sqlite3
+import sys
 import time
 import traceback
 import warnings
@@ -206,6 +207,7 @@ def invoke_stage(
     """``stage.func(config, **kwargs)`` with numpy's global random state guarded: a stage that
     changes it gets it restored (and one warning), so results never depend on call order."""
     args = (config,) if stage.config_type is not None else ()
+    modules_before = len(sys.modules)
     with GLOBAL_STATE_LOCK:
         before = _global_state()
     try:
@@ -218,14 +220,24 @@ def invoke_stage(
                 _restore_state(before)
         if changed and stage.name not in _warned_global_rng:
             _warned_global_rng.add(stage.name)
-            message = (
-                f"stage {stage.name} (node '{node_id}') changed numpy's global random "
-                "state; physflow restored it. Use the keyword-only 'rng' parameter instead: "
-                "global state makes results depend on execution order."
-            )
+            message = _global_rng_message(stage.name, node_id, len(sys.modules) > modules_before)
             warnings.warn(message, RuntimeWarning, stacklevel=2)
             notes.append(message)
     return result, notes
+
+
+def _global_rng_message(stage: str, node_id: str, imported: bool) -> str:
+    message = (
+        f"stage {stage} (node '{node_id}') changed numpy's global random state; physflow "
+        "restored it. Use the keyword-only 'rng' parameter instead: global state makes results "
+        "depend on execution order."
+    )
+    if imported:  # e.g. importing jax draws from numpy's global generator
+        message += (
+            " It also imported modules during the call: if the stage itself draws no global "
+            "random numbers, an import did; import those libraries at module level."
+        )
+    return message
 
 
 def _put_output(task: Task, store: Store, name: str, value: Any) -> OutputEntry:

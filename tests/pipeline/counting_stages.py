@@ -61,3 +61,12 @@ def split(x: np.ndarray) -> dict:
 def global_rng_user(cfg: Scale) -> float:
     CALLS["global"] += 1
     return float(np.random.random() * cfg.factor)
+
+
+@pf.stage(version="1")
+def lazy_importer(cfg: Scale) -> float:
+    """Imports, inside the stage, a module whose import draws global random numbers."""
+    import importlib
+
+    importlib.import_module("tests.pipeline.draws_on_import")
+    return cfg.factor

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
 import physflow as pf
 
-from .counting_stages import Scale, global_rng_user, noise
+from .counting_stages import Scale, global_rng_user, lazy_importer, noise
 
 
 def _pipe(seed, ids=("a", "b")):
@@ -58,8 +60,21 @@ def test_stage_touching_global_state_is_restored_and_warned(tmp_path):
     before = np.random.get_state()
     p = pf.Pipeline("bad", seed=0)
     p.add("g", global_rng_user, Scale(factor=1.0))
-    with pytest.warns(RuntimeWarning, match="global_rng_user"):
+    with pytest.warns(RuntimeWarning, match="global_rng_user") as caught:
         p.run(store=tmp_path / "s")
     after = np.random.get_state()
     np.testing.assert_array_equal(before[1], after[1])
     assert before[2] == after[2]
+    assert "imported modules" not in str(caught[0].message)
+
+
+def test_an_import_that_draws_global_random_numbers_is_named(tmp_path):
+    """A lazily imported library that draws from numpy's global generator (jax 0.10 does) is
+    restored like any other change, and the warning says an import may be the cause."""
+    sys.modules.pop("tests.pipeline.draws_on_import", None)
+    before = np.random.get_state()[1].copy()
+    p = pf.Pipeline("lazy", seed=0)
+    p.add("i", lazy_importer, Scale(factor=2.0))
+    with pytest.warns(RuntimeWarning, match="import those libraries at module level"):
+        assert p.run(store=tmp_path / "s")["i"] == 2.0
+    np.testing.assert_array_equal(np.random.get_state()[1], before)

@@ -121,6 +121,7 @@ KERNEL_DEPS = (
     hmm.floor_of,
     hmm._log_normalise,
     hmm.ROWS,
+    hmm_jax.load_jax,
     hmm_jax.build_kernels,
     hmm_jax.BLOCK,
     hmm_jax.UNROLL,

@@ -11,6 +11,7 @@ setting is left alone).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,23 @@ UNROLL = 4
 _BUILT: dict[str, Any] = {}
 
 
+def load_jax() -> tuple[Any, Any]:
+    """``(jax, jax.numpy)``, imported without touching numpy's global random state.
+
+    Importing jax (0.10) draws from numpy's global generator. Inside a stage that reads as the
+    stage using global randomness (physflow restores the state and warns), so the first import
+    keeps the state as it was.
+    """
+    jnp = sys.modules.get("jax.numpy")
+    if jnp is None:
+        state = np.random.get_state()
+        try:
+            import jax.numpy as jnp
+        finally:
+            np.random.set_state(state)
+    return sys.modules["jax"], jnp
+
+
 def _kernels() -> dict[str, Any]:
     """The jitted scans, built on first use (tracing needs jax, so this is lazy)."""
     if not _BUILT:
@@ -35,8 +53,7 @@ def _kernels() -> dict[str, Any]:
 def build_kernels() -> dict[str, Any]:
     """jit-compiled forward and backward block scans (the recursions of :mod:`.hmm`); rows at
     index >= ``n`` are padding and leave the carry unchanged."""
-    import jax
-    import jax.numpy as jnp
+    jax, jnp = load_jax()
 
     def lognorm(logp):
         top = logp.max()
@@ -110,8 +127,7 @@ def forward_jax(
     t0: int = 0,
 ) -> tuple[np.ndarray | None, np.ndarray, float]:
     """:func:`.hmm.forward_numpy` on jax (same arguments and results)."""
-    import jax
-    import jax.numpy as jnp
+    jax, jnp = load_jax()
 
     dt = np.dtype(dtype)
     n_rows, s = ll.shape
@@ -144,8 +160,7 @@ def backward_jax(
     t0: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`.hmm.backward_numpy` on jax (same arguments and results)."""
-    import jax
-    import jax.numpy as jnp
+    jax, jnp = load_jax()
 
     dt = np.dtype(dtype)
     n_rows, s = ll.shape

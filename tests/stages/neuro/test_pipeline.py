@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +175,26 @@ def test_background_writer_raises_the_writers_error_in_the_stage(store):
     np.testing.assert_array_equal(
         store.get_value(good.close()), np.repeat([0.0, 1.0], 5)[:, None] * np.ones(4)
     )
+
+
+def test_the_jax_backend_leaves_numpy_global_random_state_alone(tmp_path):
+    """Importing jax draws from numpy's global generator; a first jax decode in a fresh process
+    must not read as the stage using global randomness (a warning that blames the user)."""
+    pytest.importorskip("jax", reason="jax is not installed (pip install 'physflow[jax]')")
+    code = (
+        "import sys, warnings\n"
+        "import numpy as np\n"
+        "from tests.stages.neuro.helpers import run, small_pipeline\n"
+        "import physflow as pf\n"
+        "assert 'jax' not in sys.modules\n"
+        "state = np.random.get_state()[1].copy()\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('error', RuntimeWarning)\n"
+        f"    run(small_pipeline(backend='jax'), pf.Store({str(tmp_path / 's')!r}))\n"
+        "assert 'jax' in sys.modules\n"
+        "assert (np.random.get_state()[1] == state).all()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
