@@ -1,6 +1,7 @@
 """AWG stage pack: waveform programs compiled segment by segment (see docs/awg.md).
 
-``Program`` builds a program (``hold``, ``ramp``, ``chirp``, ``move``; phase modes ``continue``,
+``Program`` builds a program (``hold``, ``ramp``, ``chirp``, ``move``, as methods or as module
+functions making segments for ``Program(tones, segments=[...])``; phase modes ``continue``,
 ``optimise``, ``manual``); ``Program.pipeline()`` or ``configs/awg_program.yaml`` compile it as a
 physflow pipeline (``awg.program`` -> one ``awg.segment`` node per segment -> ``awg.assemble``);
 ``Compiler(store=...).prepare_point(program)`` is the lab loop's entry point. Segment keys come
@@ -9,7 +10,7 @@ from resolved, quantised content, so a scan point recompiles only the segments i
 
 from __future__ import annotations
 
-from .builder import Program, segment_spec
+from .builder import Program, chirp, hold, move, ramp, segment_spec
 from .compiler import Compiler, PointReport
 from .crest import crest_factor
 from .model import (
@@ -52,10 +53,14 @@ __all__ = [
     "assemble",
     "build_pipeline",
     "check_pipeline",
+    "chirp",
     "content",
     "crest_factor",
+    "hold",
     "load_program",
+    "move",
     "program",
+    "ramp",
     "resolve",
     "segment",
     "segment_spec",

@@ -194,3 +194,23 @@ def segment_spec(
     if values.get("freqs_hz") is not None and isinstance(values["freqs_hz"], float):
         raise ValueError(f"segment '{name}': freqs_hz needs one list per channel")
     return SegmentSpec(name=name, kind=kind, duration_s=duration_s, **values)  # type: ignore[arg-type]
+
+
+def hold(name: str, duration_s: float | None = None, **fields: Any) -> SegmentSpec:
+    """A ``hold`` segment, for ``Program(tones, segments=[hold(...), move(...), ...])``."""
+    return segment_spec("hold", name, duration_s, **fields)
+
+
+def ramp(name: str, duration_s: float | None = None, **fields: Any) -> SegmentSpec:
+    """A linear amplitude ramp segment (see :meth:`Program.ramp`)."""
+    return segment_spec("ramp", name, duration_s, **fields)
+
+
+def chirp(name: str, duration_s: float | None = None, **fields: Any) -> SegmentSpec:
+    """A linear frequency sweep segment (see :meth:`Program.chirp`)."""
+    return segment_spec("chirp", name, duration_s, **fields)
+
+
+def move(name: str, duration_s: float | None = None, **fields: Any) -> SegmentSpec:
+    """A minimum-jerk frequency move segment (see :meth:`Program.move`)."""
+    return segment_spec("move", name, duration_s, **fields)

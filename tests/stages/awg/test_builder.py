@@ -71,6 +71,28 @@ def test_relative_intent_resolves_to_absolute_content():
     assert again.resolve().contents == (m, r)
 
 
+def test_module_functions_make_the_same_segments_as_the_methods():
+    tones = [awg.Tones(freqs_hz=[90e6, 95e6], amps=[0.2, 0.4])]
+    fluent = (
+        awg.Program(tones)
+        .hold("a", n_samples=3200, phase="optimise")
+        .ramp("b", n_samples=3200, amp_scale=0.5)
+        .chirp("c", n_samples=6400, df_hz=2e6)
+        .move("d", n_samples=6400, df_hz=[[1e6, -1e6]])
+    )
+    listed = awg.Program(
+        tones,
+        segments=[
+            awg.hold("a", n_samples=3200, phase="optimise"),
+            awg.ramp("b", n_samples=3200, amp_scale=0.5),
+            awg.chirp("c", n_samples=6400, df_hz=2e6),
+            awg.move("d", n_samples=6400, df_hz=[[1e6, -1e6]]),
+        ],
+    )
+    assert listed.config == fluent.config
+    assert [s.kind for s in listed.segments] == ["hold", "ramp", "chirp", "move"]
+
+
 def test_synthesis_goes_through_the_array_module_switch():
     prog = awg.Program([awg.Tones(freqs_hz=[88e6, 91e6], amps=[0.2, 0.3])])
     prog.hold("h", n_samples=4096).chirp("c", n_samples=4096, df_hz=1e6)
