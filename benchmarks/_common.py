@@ -25,7 +25,14 @@ SCRATCH_DIR = Path(__file__).parent / ".scratch"
 SCRATCH_DIR.mkdir(exist_ok=True)
 RUN_SCRATCH = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=SCRATCH_DIR))
 tempfile.tempdir = str(RUN_SCRATCH)
-atexit.register(shutil.rmtree, RUN_SCRATCH, ignore_errors=True)
+_OWNER_PID = os.getpid()
+
+
+@atexit.register
+def _remove_run_scratch() -> None:
+    """Only the process that made it removes it (a forked child shares the atexit list)."""
+    if os.getpid() == _OWNER_PID:
+        shutil.rmtree(RUN_SCRATCH, ignore_errors=True)
 
 
 def best_of(
